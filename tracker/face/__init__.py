@@ -1,0 +1,1 @@
+"""The ICT-FaceKit head model: building, caching, rig, landmark sets and forward functions."""

@@ -1,0 +1,97 @@
+"""Region of interest: the eyes and mouth mapped to a fixed triangle of the crop (paper, Fig. 16).
+
+The real-time ROI is a rotation plus non-uniform scaling: the eye centres land on two fixed points and the
+mouth on a fixed horizontal line (its horizontal position is free, so profile faces are not sheared).
+Training crops and run-time crops both come from :func:`roi_from_points`, so they agree exactly.
+
+Crop coordinates: pixels of an ``S`` x ``S`` crop (OpenCV pixel centres). The network works in normalised
+coordinates ``n = (u + 0.5) / S * 2 - 1`` in [-1, 1] over the crop (:func:`crop_to_normalized`).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from tracker.types import Roi
+
+#: Template, as fractions of the crop side: eye-centre midpoint, eye distance, eye-line-to-mouth distance.
+#: Chosen so that the whole head (top of the skull to below the chin, ear to ear) fits a frontal crop.
+TEMPLATE_EYE_MID = (0.5, 0.44)
+TEMPLATE_EYE_DISTANCE = 0.22
+TEMPLATE_MOUTH_DISTANCE = 0.245
+#: Bounds on the (mouth distance / eye distance) ratio relative to the template's, for degenerate inputs
+#: (profile faces, a mouth on the eye line).
+MOUTH_RATIO_RANGE = (0.6, 1.6)
+
+# iBUG 68 indices that define the three ROI points.
+_IBUG_RIGHT_EYE = slice(36, 42)  # subject's right eye: the left one in a frontal image
+_IBUG_LEFT_EYE = slice(42, 48)
+_IBUG_MOUTH_CORNERS = (48, 54)
+
+
+def roi_points_from_ibug68(pts68: np.ndarray) -> np.ndarray:
+    """(68, 2) iBUG points -> (3, 2): subject's right eye centre, left eye centre, mouth centre."""
+    pts68 = np.asarray(pts68, dtype=np.float64)
+    if pts68.shape != (68, 2):
+        raise ValueError(f"expected (68, 2) iBUG points, got {pts68.shape}")
+    return np.stack([pts68[_IBUG_RIGHT_EYE].mean(0), pts68[_IBUG_LEFT_EYE].mean(0),
+                     pts68[list(_IBUG_MOUTH_CORNERS)].mean(0)])
+
+
+def roi_from_points(points: np.ndarray, size: int) -> Roi:
+    """ROI from (3, 2) image points [right eye, left eye, mouth] (subject's sides) for an S x S crop.
+
+    Raises ValueError for non-finite points or coincident eyes.
+    """
+    points = np.asarray(points, dtype=np.float64)
+    if points.shape != (3, 2):
+        raise ValueError(f"expected (3, 2) ROI points, got {points.shape}")
+    if not np.all(np.isfinite(points)):
+        raise ValueError("ROI points must be finite")
+    if size < 8:
+        raise ValueError(f"crop size must be at least 8 px, got {size}")
+    right_eye, left_eye, mouth = points
+    eye_vec = left_eye - right_eye
+    eye_dist = float(np.hypot(*eye_vec))
+    if eye_dist < 1e-3:
+        raise ValueError("ROI points are degenerate: the eyes coincide")
+    ex = eye_vec / eye_dist
+    ey = np.array([-ex[1], ex[0]])  # image "down" for an upright face
+    mid = 0.5 * (right_eye + left_eye)
+    template_ratio = TEMPLATE_MOUTH_DISTANCE / TEMPLATE_EYE_DISTANCE
+    lo, hi = MOUTH_RATIO_RANGE
+    mouth_dist = float(np.clip((mouth - mid) @ ey, lo * template_ratio * eye_dist, hi * template_ratio * eye_dist))
+    sx = size * TEMPLATE_EYE_DISTANCE / eye_dist
+    sy = size * TEMPLATE_MOUTH_DISTANCE / mouth_dist
+    a = np.stack([ex * sx, ey * sy])  # (2, 2)
+    centre = np.array([TEMPLATE_EYE_MID[0] * size - 0.5, TEMPLATE_EYE_MID[1] * size - 0.5])
+    matrix = np.hstack([a, (centre - a @ mid)[:, None]])
+    return Roi(matrix=matrix, size=int(size))
+
+
+def warp_to_crop(image: np.ndarray, roi: Roi) -> np.ndarray:
+    """Cut the ROI out of an image: (H, W[, C]) -> (S, S[, C]), same dtype, black outside the image.
+
+    Large downscales go through an image pyramid first, so an 8K frame does not alias.
+    """
+    if image.ndim not in (2, 3) or image.shape[0] < 1 or image.shape[1] < 1:
+        raise ValueError(f"expected an (H, W) or (H, W, C) image, got shape {image.shape}")
+    matrix = roi.matrix.copy()
+    src = image
+    # Each pyrDown halves the image; crop = A @ (2 * p_half + 0.5) - 0.5 + ... in OpenCV's centre convention.
+    while roi.scale_px / (image.shape[1] / src.shape[1]) > 2.0 and min(src.shape[:2]) >= 4:
+        src = cv2.pyrDown(src)
+        matrix = np.hstack([matrix[:, :2] * 2.0, (matrix[:, 2] + matrix[:, :2] @ np.array([0.5, 0.5]))[:, None]])
+    return cv2.warpAffine(src, matrix, (roi.size, roi.size), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def crop_to_normalized(uv: np.ndarray, size: int) -> np.ndarray:
+    """(..., 2) crop px -> (..., 2) normalised [-1, 1] coordinates."""
+    return (np.asarray(uv, dtype=np.float64) + 0.5) / size * 2.0 - 1.0
+
+
+def normalized_to_crop(n: np.ndarray, size: int) -> np.ndarray:
+    """(..., 2) normalised [-1, 1] coordinates -> (..., 2) crop px."""
+    return (np.asarray(n, dtype=np.float64) + 1.0) * 0.5 * size - 0.5
