@@ -1,0 +1,1 @@
+"""Frame sources (camera, video, session), intrinsics and calibration."""
