@@ -1,0 +1,30 @@
+"""Run-time dense landmarks: an onnxruntime session, preprocessing, decoding to image pixels.
+
+ONNX contract (between the trainer, ``tracker/training/``, and this package):
+
+- File: ``assets/landmark_model.onnx``, with ``assets/landmark_model.json`` beside it:
+  ``{"input_size": S, "landmark_set": "landmarks320", "version": ...}`` (more keys allowed).
+- Input ``"image"``: float32 ``(N, 3, S, S)``, RGB, values in [0, 1]; the network normalises internally.
+  The crop is cut exactly as for training: :func:`tracker.roi.roi_from_points` (eyes and mouth mapped to a
+  fixed triangle) and :func:`tracker.roi.warp_to_crop`.
+- Output ``"landmarks"``: float32 ``(N, L, 3)``: ``x, y`` in normalised crop coordinates [-1, 1]
+  (:func:`tracker.roi.crop_to_normalized`: ``n = (u + 0.5) / S * 2 - 1``) and ``log sigma``, sigma in the
+  same normalised units (a circular Gaussian, paper Eq. 1).
+- ``S`` and ``L`` are read from the ONNX input/output shapes, and from the JSON when the ONNX leaves them
+  symbolic; the two must agree.
+
+Decoding (:mod:`tracker.landmarks.decode`): ``mu_px = roi.crop_to_image(normalized_to_crop(xy, S))`` and
+``sigma_px = exp(log_sigma) * S / 2 * roi.scale_px``.
+
+Modules: :mod:`.decode` (pure functions), :mod:`.predictor` (:class:`LandmarkPredictor`), :mod:`.lost`
+(tracking-lost decision), :mod:`.refine` (ROI from the network's own landmarks), :mod:`.bench`
+(``python main.py bench landmarks``), :mod:`.mediapipe_baseline` (Face Mesh under the same protocol).
+Nothing heavy is imported here: ``onnxruntime`` is imported when a predictor is made.
+"""
+
+from tracker.landmarks.decode import decode_output, sigma_to_px
+from tracker.landmarks.lost import LostDecision, LostThresholds, tracking_lost
+from tracker.landmarks.predictor import LandmarkModelError, LandmarkPredictor, default_model_path
+
+__all__ = ["LandmarkPredictor", "LandmarkModelError", "default_model_path", "decode_output", "sigma_to_px",
+           "LostDecision", "LostThresholds", "tracking_lost"]
