@@ -41,6 +41,7 @@ class HeadModel:
     joints_identity_basis_cm: (n_id, 4, 3); skin_weights: (N, 4), rows sum to 1;
     eye_radius_cm: (2,) eyeball sphere radii (eye_L, eye_R) from the sphere fit;
     version: a string that changes whenever the cache format or the build procedure changes.
+    ibug68_vertex_ids: (68,) int64 the iBUG 68 landmark vertices of ``vertex_indices.json`` (or None).
     """
 
     neutral_cm: np.ndarray
@@ -56,6 +57,7 @@ class HeadModel:
     skin_weights: np.ndarray
     eye_radius_cm: np.ndarray
     version: str
+    ibug68_vertex_ids: np.ndarray | None = None
 
     @property
     def n_vertices(self) -> int:
