@@ -1,0 +1,17 @@
+"""Recorded sessions: a folder with the video, per-frame records and metadata.
+
+Layout (``FORMAT_VERSION`` 1)::
+
+    SESSION/
+      meta.json          camera, intrinsics, model and landmark-set versions, app version, start/end, status
+      records.jsonl      one JSON object per frame, appended and flushed as frames arrive (see records.py)
+      video/00000000.mp4 the frames ('mp4v'), in short segments named by their first frame number
+
+Why segments and not one ``video.mp4``: an MP4 file is only readable once its index is written at close, and
+OpenCV's writer keeps up to a few seconds of encoded frames in memory; a hard kill would lose the whole
+video. Segments of half a second are closed (complete, readable files) as the recording runs, so after a
+kill everything older than about a second is still there. :class:`~tracker.session.reader.SessionReader`
+plays them back as one stream.
+"""
+
+from tracker.session.records import FORMAT_VERSION, SessionError  # noqa: F401
