@@ -1,0 +1,313 @@
+"""``python main.py bench landmarks [--json] [--limit N]``: speed, accuracy on real faces, sigma calibration.
+
+(a) ``network``: ms per crop of the ONNX network on one thread (onnxruntime ``intra_op_num_threads=1``),
+    single crops, median over repeated runs after a warm-up.
+(b) ``nme_300w``: inter-ocular NME (%) on the held-out 300-W images (:func:`tracker.splits.is_held_out_300w`),
+    with label translation (:mod:`tracker.landmarks.label_translation`) fitted on the training part; the same
+    protocol for MediaPipe Face Mesh's 478 landmarks on the same images. Our landmarks come from
+    BlazeFace -> ROI -> network -> one refine pass -> network (:func:`tracker.landmarks.refine.locate_face`).
+    Mean and median are over the images where the method found a face; ``failure_rate`` counts, over all
+    held-out images, those where no face was found plus those with NME above ``FAILURE_NME``.
+(c) ``calibration``: the share of landmark errors within 1 and 2 sigma (a calibrated circular Gaussian gives
+    39.3 % and 86.5 %), on synthetic validation renders with exact labels when they exist; otherwise on the
+    held-out 300-W images through the label-translated 68 points, whose sigma is propagated through the
+    linear map (``var_k = sum_j W_jk^2 sigma_j^2``) -- that version also counts annotation noise and the
+    translation's own error, so it is only a rough check.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+#: An image whose NME (percent of the outer-eye-corner distance) is above this counts as a failure.
+FAILURE_NME = 8.0
+#: Normalising frame size for the methods' own frames (any value gives the same normalised coordinates).
+FRAME_SIZE = 128
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--limit", type=int, default=None, metavar="N",
+                   help="use at most N held-out and 4N training images (quick runs)")
+    p.add_argument("--model", default=None, help="ONNX landmark model (default assets/landmark_model.onnx)")
+    p.add_argument("--no-mediapipe", action="store_true", help="skip the MediaPipe Face Mesh baseline")
+    p.add_argument("--timing-runs", type=int, default=300, help="network runs for the timing (default 300)")
+
+
+@dataclass
+class _Sample:
+    name: str
+    held_out: bool
+    gt: np.ndarray  # (68, 2) px
+    ours: tuple | None = None  # (roi, mu_px (L, 2), sigma_px (L,))
+    mesh: np.ndarray | None = None  # (478, 2) px
+
+
+def _pin_one_thread() -> None:
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+def _read_300w(data: Path, limit: int | None) -> list[_Sample]:
+    from tracker.splits import is_held_out_300w
+
+    rows = []
+    with open(data / "300w-train" / "landmarks68.csv") as fh:
+        reader = csv.reader(fh)
+        next(reader)
+        for r in reader:
+            rows.append(_Sample(r[0], is_held_out_300w(r[0]), np.array(r[1:], dtype=np.float64).reshape(68, 2)))
+    if limit is not None:
+        held = [s for s in rows if s.held_out][:limit]
+        train = [s for s in rows if not s.held_out][:4 * limit]
+        rows = train + held
+    return rows
+
+
+def time_network(predictor, runs: int = 300) -> dict:
+    """Median and mean ms per single crop (batch 1) after 20 warm-up runs, on random crops."""
+    s = predictor.input_size
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 256, (8, 1, s, s, 3), dtype=np.uint8)
+    for i in range(20):
+        predictor.predict_crops(crops[i % 8])
+    times = []
+    for i in range(runs):
+        t0 = time.perf_counter()
+        predictor.predict_crops(crops[i % 8])
+        times.append((time.perf_counter() - t0) * 1e3)
+    t = np.array(times)
+    return {"ms_per_crop_median": float(np.median(t)), "ms_per_crop_mean": float(t.mean()),
+            "ms_per_crop_p90": float(np.percentile(t, 90)), "threads": predictor.threads,
+            "input_size": s, "n_landmarks": predictor.n_landmarks, "runs": runs}
+
+
+def _frame_coords(pts: np.ndarray, roi) -> np.ndarray:
+    from tracker.roi import crop_to_normalized
+
+    return crop_to_normalized(roi.image_to_crop(pts), roi.size)
+
+
+def _from_frame(n: np.ndarray, roi) -> np.ndarray:
+    from tracker.roi import normalized_to_crop
+
+    return roi.crop_to_image(normalized_to_crop(n, roi.size))
+
+
+def evaluate_translation(samples: list[_Sample], get) -> dict:
+    """Label translation + NME for one method. ``get(sample) -> (roi, pts (L, 2) px) | None``."""
+    from tracker.landmarks.label_translation import fit_translation, nme_interocular, apply_ridge
+
+    train = [(s, get(s)) for s in samples if not s.held_out]
+    train = [(s, g) for s, g in train if g is not None]
+    held = [s for s in samples if s.held_out]
+    if len(train) < 5 or not held:
+        return {"error": f"too few images: {len(train)} training, {len(held)} held out"}
+    x = np.stack([_frame_coords(g[1], g[0]).ravel() for _, g in train])
+    y = np.stack([_frame_coords(s.gt, g[0]).ravel() for s, g in train])
+    w, lam = fit_translation(x, y)
+    nmes = []
+    preds = {}
+    for s in held:
+        g = get(s)
+        if g is None:
+            continue
+        pred = _from_frame(apply_ridge(_frame_coords(g[1], g[0]).ravel()[None], w)[0].reshape(68, 2), g[0])
+        preds[s.name] = pred
+        nmes.append(float(nme_interocular(pred[None], s.gt[None])[0]))
+    nmes = np.array(nmes)
+    n_fail = (len(held) - len(nmes)) + int(np.sum(nmes > FAILURE_NME))
+    out = {"held_out_images": len(held), "faces_found": int(len(nmes)), "training_images": len(train),
+           "ridge_lambda": lam,
+           "nme_mean": float(nmes.mean()) if len(nmes) else float("nan"),
+           "nme_median": float(np.median(nmes)) if len(nmes) else float("nan"),
+           "failure_rate": n_fail / len(held), "failure_nme_threshold": FAILURE_NME}
+    return out, w
+
+
+def _calibration_shares(err_px: np.ndarray, sigma_px: np.ndarray) -> dict:
+    r = np.asarray(err_px).ravel() / np.asarray(sigma_px).ravel()
+    return {"within_1_sigma": float(np.mean(r <= 1.0)), "within_2_sigma": float(np.mean(r <= 2.0)),
+            "n_errors": int(r.size), "expected_calibrated": {"within_1_sigma": 0.393, "within_2_sigma": 0.865}}
+
+
+def synthetic_validation_set():
+    """The synthetic validation renders (a ``LabelledSet``) from the training-data package, or None."""
+    try:
+        from tracker.training import data as tdata
+    except ImportError:
+        return None
+    for name in ("synthetic_validation_set", "load_synthetic_validation"):
+        fn = getattr(tdata, name, None)
+        if callable(fn):
+            try:
+                return fn()
+            except (FileNotFoundError, OSError, ValueError) as exc:
+                log.info("no synthetic validation data: %s", exc)
+                return None
+    return None
+
+
+def calibration_synthetic(predictor, labelled, limit: int | None) -> dict:
+    """Share of errors within 1 and 2 sigma on labelled images with exact labels (weights > 0 only)."""
+    import cv2
+
+    from tracker.roi import roi_from_points
+
+    n = len(labelled) if limit is None else min(len(labelled), 4 * limit)
+    errs, sigmas = [], []
+    for i in range(n):
+        img = cv2.imread(str(labelled.images[i]))
+        if img is None:
+            continue
+        roi = roi_from_points(labelled.roi_points[i].astype(np.float64), predictor.input_size)
+        lm = predictor.predict(img, roi)
+        ok = labelled.weights[i] > 0
+        errs.append(np.linalg.norm(lm.mu_px[ok] - labelled.landmarks_px[i][ok], axis=1))
+        sigmas.append(lm.sigma_px[ok])
+    if not errs:
+        return {"error": "no readable synthetic validation images"}
+    out = _calibration_shares(np.concatenate(errs), np.concatenate(sigmas))
+    out.update({"data": "synthetic validation renders (exact labels), ground-truth ROI", "images": len(errs)})
+    return out
+
+
+def calibration_300w(samples: list[_Sample], w: np.ndarray) -> dict:
+    """Fallback: label-translated 68 points on held-out 300-W, sigma propagated through the ridge map."""
+    from tracker.landmarks.decode import sigma_from_px
+    from tracker.landmarks.label_translation import apply_ridge
+
+    wx = w[:-1]  # (2L, 136)
+    errs, sigmas = [], []
+    for s in samples:
+        if not s.held_out or s.ours is None:
+            continue
+        roi, mu, sig_px = s.ours
+        pred_n = apply_ridge(_frame_coords(mu, roi).ravel()[None], w)[0].reshape(68, 2)
+        sig_n = sigma_from_px(sig_px, roi.size, roi.scale_px)  # (L,) normalised
+        var_in = np.repeat(sig_n ** 2, 2)  # x and y of each landmark
+        var_out = (wx ** 2 * var_in[:, None]).sum(0).reshape(68, 2).mean(1)  # circular: mean of both axes
+        sig_out_px = np.sqrt(var_out) * 0.5 * roi.size * roi.scale_px
+        pred = _from_frame(pred_n, roi)
+        errs.append(np.linalg.norm(pred - s.gt, axis=1))
+        sigmas.append(sig_out_px)
+    if not errs:
+        return {"error": "no held-out 300-W faces found"}
+    out = _calibration_shares(np.concatenate(errs), np.concatenate(sigmas))
+    out.update({"data": "held-out 300-W, label-translated 68 points, sigma propagated through the ridge map "
+                        "(no synthetic validation renders found; includes annotation noise)",
+                "images": len(errs)})
+    return out
+
+
+def run(args) -> dict:
+    _pin_one_thread()
+    import cv2
+
+    from tracker.cli import CommandError
+    from tracker.detect import FaceDetector
+    from tracker.landmarks.mediapipe_baseline import FaceMeshRunner, roi_points_from_mesh
+    from tracker.landmarks.predictor import LandmarkModelError, LandmarkPredictor
+    from tracker.landmarks.refine import locate_face
+    from tracker.paths import data_dir
+    from tracker.roi import roi_from_points
+
+    data = data_dir()
+    if data is None or not (data / "300w-train" / "landmarks68.csv").is_file():
+        raise CommandError("300-W data not found: set TRACKER_DATA to a folder with 300w-train/landmarks68.csv")
+    limit = getattr(args, "limit", None)
+    if limit is not None and limit < 2:
+        raise CommandError("--limit must be at least 2")
+    results: dict = {}
+    predictor = None
+    try:
+        predictor = LandmarkPredictor(getattr(args, "model", None), threads=1)
+    except LandmarkModelError as exc:
+        results["network"] = {"error": str(exc)}
+    if predictor is not None:
+        results["network"] = time_network(predictor, getattr(args, "timing_runs", 300))
+        roi_weights = load_roi_weights(predictor)
+
+    samples = _read_300w(data, limit)
+    use_mesh = not getattr(args, "no_mediapipe", False)
+    detector = FaceDetector() if predictor is not None else None
+    mesh = FaceMeshRunner() if use_mesh else None
+    t_ours, t_mesh = [], []
+    t_start = time.perf_counter()
+    for i, s in enumerate(samples):
+        img = cv2.imread(str(data / "300w-train" / "images" / s.name))
+        if img is None:
+            log.warning("unreadable image %s", s.name)
+            continue
+        if predictor is not None:
+            t0 = time.perf_counter()
+            loc = locate_face(img, detector, predictor, roi_weights)
+            t_ours.append(time.perf_counter() - t0)
+            if loc is not None:
+                s.ours = (loc.roi, loc.landmarks.mu_px, loc.landmarks.sigma_px)
+        if mesh is not None:
+            t0 = time.perf_counter()
+            s.mesh = mesh.landmarks(img)
+            t_mesh.append(time.perf_counter() - t0)
+        if (i + 1) % 200 == 0:
+            log.info("bench landmarks: %d / %d images (%.0f s)", i + 1, len(samples), time.perf_counter() - t_start)
+    if detector is not None:
+        detector.close()
+    if mesh is not None:
+        mesh.close()
+
+    nme: dict = {}
+    w_ours = None
+    if predictor is not None:
+        res = evaluate_translation(samples, lambda s: None if s.ours is None else (s.ours[0], s.ours[1]))
+        if isinstance(res, tuple):
+            res, w_ours = res
+        res["ms_per_image_detect_and_2_network_passes"] = 1e3 * float(np.mean(t_ours)) if t_ours else None
+        res["refined_roi"] = roi_weights is not None
+        nme["ours"] = res
+    if mesh is not None:
+        def mesh_get(s):
+            if s.mesh is None:
+                return None
+            try:
+                return roi_from_points(roi_points_from_mesh(s.mesh), FRAME_SIZE), s.mesh
+            except ValueError:
+                return None
+        res = evaluate_translation(samples, mesh_get)
+        if isinstance(res, tuple):
+            res = res[0]
+        res["ms_per_image_static_mode"] = 1e3 * float(np.mean(t_mesh)) if t_mesh else None
+        nme["mediapipe_face_mesh"] = res
+    nme["protocol"] = ("inter-ocular NME (% of GT outer-eye-corner distance 36-45) on held-out 300-W; ridge map "
+                       "from each method's landmarks (in a frame from its own eyes+mouth) to the 68 points, fitted "
+                       f"on the 300-W training part; mean/median over faces found; failure = no face or NME > "
+                       f"{FAILURE_NME}%")
+    results["nme_300w"] = nme
+
+    if predictor is not None:
+        synth = synthetic_validation_set()
+        if synth is not None and len(synth) > 0:
+            results["calibration"] = calibration_synthetic(predictor, synth, limit)
+        elif w_ours is not None:
+            results["calibration"] = calibration_300w(samples, w_ours)
+        else:
+            results["calibration"] = {"error": "no data for the calibration"}
+    return results
+
+
+def load_roi_weights(predictor) -> np.ndarray | None:
+    """(3, L) weights for the refine pass from the head model and landmark sets; None when unavailable."""
+    from tracker.landmarks.model_roi import roi_weights_for
+
+    return roi_weights_for(predictor.info.landmark_set, predictor.n_landmarks)
