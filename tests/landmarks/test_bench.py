@@ -1,0 +1,40 @@
+"""The landmark benchmark end to end on a few real 300-W images (tiny test model: checks the protocol, not
+the accuracy of a trained network)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from tests.landmarks.tiny_model import build_tiny_model
+from tracker.landmarks import bench
+
+
+def test_bench_runs_all_parts_on_a_few_images(tmp_path):
+    model = tmp_path / "landmark_model.onnx"
+    build_tiny_model(model, size=64, n_landmarks=12, metadata={"input_size": 64, "landmark_set": "", "version": "t"})
+    p = argparse.ArgumentParser()
+    bench.add_arguments(p)
+    args = p.parse_args(["--limit", "3", "--model", str(model), "--timing-runs", "20"])
+    res = bench.run(args)
+    json.dumps(res)  # JSON-able
+    net = res["network"]
+    assert net["threads"] == 1 and net["input_size"] == 64 and net["n_landmarks"] == 12
+    assert 0 < net["ms_per_crop_median"] < 50
+    ours, mesh = res["nme_300w"]["ours"], res["nme_300w"]["mediapipe_face_mesh"]
+    for r in (ours, mesh):
+        assert r["held_out_images"] == 3 and r["training_images"] >= 5
+        assert 0 <= r["failure_rate"] <= 1
+        assert r["nme_mean"] > 0 and r["nme_median"] > 0
+    # MediaPipe under label translation is accurate on these easy photos
+    assert mesh["faces_found"] == 3 and mesh["nme_mean"] < 10
+    cal = res["calibration"]
+    assert 0 <= cal["within_1_sigma"] <= cal["within_2_sigma"] <= 1 and cal["n_errors"] > 0
+
+
+def test_bench_without_a_model_still_runs_the_baseline(tmp_path):
+    p = argparse.ArgumentParser()
+    bench.add_arguments(p)
+    res = bench.run(p.parse_args(["--limit", "2", "--model", str(tmp_path / "none.onnx")]))
+    assert "landmark model not found" in res["network"]["error"]
+    assert "ours" not in res["nme_300w"] and res["nme_300w"]["mediapipe_face_mesh"]["faces_found"] == 2
