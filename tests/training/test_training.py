@@ -1,0 +1,213 @@
+"""The landmark network, its loss, export, crops, augmentation and training loop (fast; real 300-W images)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from tracker.roi import (TEMPLATE_EYE_DISTANCE, TEMPLATE_EYE_MID, normalized_to_crop, roi_from_points,
+                         roi_points_from_ibug68)
+from tracker.training.augment import AugmentConfig, augment_crop, jitter_roi_points, mirror_sample
+from tracker.training.dataset import CropDataset, ImageCache, LabelledSet
+from tracker.training.export import check_onnx, export_checkpoint, export_onnx
+from tracker.training.ibug import IBUG_MIRROR, labelled_from_68, read_csv68
+from tracker.training.loss import gaussian_nll, gaussian_nll_numpy
+from tracker.training.network import LandmarkNet, NetworkConfig
+from tracker.training.train import TrainOptions, is_held_out_path, lr_at, parse_args, split_train_val, train
+
+
+@pytest.fixture(scope="module")
+def real68(shared_data):
+    """Eight real 300-W training images with their 68 ground-truth points, as a 68-landmark labelled set."""
+    names, pts = read_csv68(shared_data / "300w-train" / "landmarks68.csv")
+    keep = [i for i, n in enumerate(names) if not is_held_out_path(n)][:8]
+    arrays = labelled_from_68([names[i] for i in keep], pts[keep], np.arange(68), 68, "300w-train")
+    return LabelledSet(**arrays)
+
+
+@pytest.fixture(scope="module")
+def real_cache(real68, tmp_path_factory):
+    return ImageCache.build(real68, 64, tmp_path_factory.mktemp("cache"))
+
+
+def test_network_output_shape_and_config_errors():
+    model = LandmarkNet(NetworkConfig(input_size=64, n_landmarks=17, width_mult=0.25)).eval()
+    with torch.no_grad():
+        out = model(torch.rand(3, 3, 64, 64))
+    assert out.shape == (3, 17, 3)
+    assert torch.isfinite(out).all()
+    with pytest.raises(ValueError, match="multiple of 32"):
+        NetworkConfig(input_size=100)
+    with pytest.raises(ValueError, match="width_mult"):
+        NetworkConfig(width_mult=5.0)
+
+
+def test_onnx_export_matches_torch(tmp_path):
+    torch.manual_seed(0)
+    model = LandmarkNet(NetworkConfig(input_size=64, n_landmarks=20, width_mult=0.25))
+    torch.nn.init.normal_(model.head.weight, std=0.05)  # outputs that depend on the image, not just the bias
+    model.train()
+    with torch.no_grad():  # move the BatchNorm running statistics away from their defaults
+        model(torch.rand(8, 3, 64, 64))
+    path = export_onnx(model, tmp_path / "m.onnx")
+    check = check_onnx(model, path, batch=3, n_timing=2)
+    assert check.max_abs_diff < 1e-4
+    assert check.ms_per_crop > 0
+    import onnxruntime as ort
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in sess.get_inputs()] == ["image"]
+    assert [o.name for o in sess.get_outputs()] == ["landmarks"]
+    assert sess.run(None, {"image": np.zeros((5, 3, 64, 64), np.float32)})[0].shape == (5, 20, 3)
+
+
+def test_loss_known_values_and_reference():
+    # landmark 0: sigma 1, error (3, 4) -> 0 + 25 / 2; landmark 1: sigma 2, no error -> log 4; weights 1 and 0.5
+    pred = torch.tensor([[[3.0, 4.0, 0.0], [1.0, 1.0, float(np.log(2.0))]]])
+    target = torch.tensor([[[0.0, 0.0], [1.0, 1.0]]])
+    weights = torch.tensor([[1.0, 0.5]])
+    want = (12.5 + 0.5 * np.log(4.0)) / 1.5
+    assert float(gaussian_nll(pred, target, weights)) == pytest.approx(want, rel=1e-6)
+    rng = np.random.default_rng(1)
+    p, t, w = rng.normal(size=(4, 9, 3)), rng.normal(size=(4, 9, 2)), rng.random((4, 9))
+    got = float(gaussian_nll(torch.from_numpy(p), torch.from_numpy(t), torch.from_numpy(w)))
+    assert got == pytest.approx(gaussian_nll_numpy(p, t, w), rel=1e-9)
+    # minimum over sigma at sigma^2 = |error|^2 / 2
+    err = 0.3
+    ls = torch.tensor(float(np.log(err / np.sqrt(2.0))), dtype=torch.float64, requires_grad=True)
+    pr = torch.stack([torch.tensor(err, dtype=torch.float64), torch.tensor(0.0, dtype=torch.float64), ls])
+    gaussian_nll(pr.view(1, 1, 3), torch.zeros(1, 1, 2, dtype=torch.float64),
+                 torch.ones(1, 1, dtype=torch.float64)).backward()
+    assert abs(float(ls.grad)) < 1e-9
+    with pytest.raises(ValueError, match="all landmark weights are zero"):
+        gaussian_nll(pred, target, torch.zeros(1, 2))
+    with pytest.raises(ValueError, match="target must be"):
+        gaussian_nll(pred, target[:, :1], weights)
+
+
+def test_training_steps_lower_the_loss_on_a_tiny_batch(real68, real_cache):
+    torch.manual_seed(0)
+    ds = CropDataset(real68, real_cache, 64, mirror=None)
+    images, targets, weights = (torch.from_numpy(a) for a in ds.batch(np.arange(4)))
+    model = LandmarkNet(NetworkConfig(64, 68, 0.25))
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(12):
+        loss = gaussian_nll(model(images), targets, weights)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < losses[0] - 0.5
+
+
+def test_crop_labels_land_where_the_roi_says(tmp_path):
+    """Bright dots drawn at the labelled points appear in the crop at the labels' normalised positions."""
+    img = np.zeros((300, 340, 3), np.uint8)
+    pts = np.array([[120.3, 140.6], [190.8, 133.2], [160.1, 205.4], [95.5, 230.0]])  # eyes, mouth, a cheek
+    for x, y in pts:
+        cv2.circle(img, (int(round(x * 16)), int(round(y * 16))), 3 * 16, (255, 255, 255), -1, cv2.LINE_AA, 4)
+    path = tmp_path / "dots.png"
+    cv2.imwrite(str(path), img)
+    data = LabelledSet(np.array([str(path)]), pts[None].astype(np.float32), np.ones((1, 4), np.float32),
+                       pts[None, :3].astype(np.float32), np.array(["test"]))
+    size = 128
+    cache = ImageCache.build(data, size, tmp_path / "cache")
+    s = CropDataset(data, cache, size, mirror=None).sample(0)
+    uv = normalized_to_crop(s.target, size)
+    # the eyes sit on the ROI template; the crop equals the run-time warp of the original image
+    assert uv[0] == pytest.approx([size * (TEMPLATE_EYE_MID[0] - TEMPLATE_EYE_DISTANCE / 2) - 0.5,
+                                   size * TEMPLATE_EYE_MID[1] - 0.5], abs=1e-6)
+    roi = roi_from_points(pts[:3], size)
+    assert np.allclose(uv, roi.image_to_crop(pts), atol=1e-6)
+    grey = s.crop[..., 0].astype(np.float64)
+    for u, v in uv:
+        y0, x0 = int(round(v)) - 6, int(round(u)) - 6
+        patch = grey[y0:y0 + 13, x0:x0 + 13]
+        ys, xs = np.mgrid[y0:y0 + 13, x0:x0 + 13]
+        c = np.array([(xs * patch).sum(), (ys * patch).sum()]) / patch.sum()
+        assert np.linalg.norm(c - [u, v]) < 0.35
+
+
+def test_mirror_maps_the_landmark_permutation(real68):
+    img = cv2.imread(str(real68.images[0]))
+    lm = real68.landmarks_px[0].astype(np.float64)
+    pts = real68.roi_points[0].astype(np.float64)
+    f_img, f_lm, f_w, f_pts = mirror_sample(img, lm, real68.weights[0], pts, IBUG_MIRROR)
+    w = img.shape[1]
+    assert np.array_equal(f_img, img[:, ::-1])
+    # landmark i of the flipped face is the reflection of landmark mirror[i]
+    assert np.allclose(f_lm[:, 0], w - 1 - lm[IBUG_MIRROR, 0]) and np.allclose(f_lm[:, 1], lm[IBUG_MIRROR, 1])
+    # the flipped face is still a face: subject's right eye (36-41) on the image's left, jaw 0 on the left
+    assert f_lm[36:42, 0].mean() < f_lm[42:48, 0].mean() and f_lm[0, 0] < f_lm[16, 0]
+    assert f_lm[48, 0] < f_lm[54, 0]
+    # the ROI points swap eyes and equal the ROI of the flipped labels
+    assert np.allclose(f_pts, roi_points_from_ibug68(f_lm), atol=1e-6)
+    # a pixel marked under landmark mirror[i] of the original lies under landmark i of the flipped image
+    marked = np.zeros(img.shape[:2], np.uint8)
+    x, y = np.round(lm[IBUG_MIRROR[36]]).astype(int)
+    marked[y, x] = 255
+    fm = marked[:, ::-1]
+    fy, fx = np.argwhere(fm)[0]
+    assert np.hypot(fx - f_lm[36, 0], fy - f_lm[36, 1]) < 0.75
+    # mirroring twice is the identity
+    _, back, _, back_pts = mirror_sample(f_img, f_lm, f_w, f_pts, IBUG_MIRROR)
+    assert np.allclose(back, lm) and np.allclose(back_pts, pts)
+
+
+def test_augmentations_keep_shape_and_jitter_is_bounded():
+    rng = np.random.default_rng(0)
+    crop = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    cfg = AugmentConfig(p_occluder=1, p_grey=1, p_blur=1, p_lowres=1, p_noise=1, p_jpeg=1)
+    out = augment_crop(crop, rng, cfg, lambda r: crop)
+    assert out.shape == crop.shape and out.dtype == np.uint8
+    pts = np.array([[100.0, 100.0], [160.0, 100.0], [130.0, 170.0]])
+    moves = [np.abs(jitter_roi_points(pts, rng, AugmentConfig()) - pts).max() for _ in range(200)]
+    assert 0 < np.median(moves) < 25 and max(moves) < 80
+
+
+def test_held_out_images_never_train(real68):
+    assert is_held_out_path("/x/frames/lp_d9/000030.jpg") and is_held_out_path("/x/vr_3_000012.jpg")
+    assert not is_held_out_path("/x/frames/lp_d90/000030.jpg") and not is_held_out_path("/x/vr_30.jpg")
+    held = "/d/300w-train/images/lfpw_image_0007.jpg"
+    from tracker.splits import is_held_out_300w
+    assert is_held_out_path(held) == is_held_out_300w("lfpw_image_0007.jpg")
+    data = LabelledSet.concat([real68, LabelledSet(np.array(["/d/frames/lp_d9/000001.jpg"]), real68.landmarks_px[:1],
+                                                   real68.weights[:1], real68.roi_points[:1], np.array(["video"]))])
+    tr, va = split_train_val(data, None)
+    assert len(tr) == len(real68) and va.images.tolist() == ["/d/frames/lp_d9/000001.jpg"]
+    with pytest.raises(ValueError, match="no validation data"):
+        split_train_val(real68, None)
+
+
+def test_lr_schedule_and_arguments(tmp_path):
+    opts = TrainOptions(out=tmp_path, data=[], val=[], lr=1e-3, steps=1000, warmup=100)
+    assert lr_at(0, opts) == pytest.approx(1e-5) and lr_at(99, opts) == pytest.approx(1e-3)
+    assert lr_at(1000, opts) == pytest.approx(1e-5) and lr_at(550, opts) == pytest.approx(0.505e-3)
+    with pytest.raises(SystemExit):
+        parse_args(["--out", str(tmp_path), "--data", str(tmp_path / "missing.npz")])
+
+
+def test_train_resume_and_export_end_to_end(real68, tmp_path):
+    npz = tmp_path / "tiny.npz"
+    np.savez(npz, images=real68.images, landmarks_px=real68.landmarks_px, weights=real68.weights,
+             roi_points=real68.roi_points, source=real68.source)
+    run = tmp_path / "run"
+    common = dict(out=run, data=[npz], val=[npz], input_size=64, width_mult=0.25, landmark_set="none", batch=4,
+                  warmup=2, val_minutes=0.0, val_max=8)
+    train(TrainOptions(steps=3, **common))
+    train(TrainOptions(steps=5, resume=True, **common))
+    rows = list(csv.DictReader(open(run / "log.csv")))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5]
+    assert all(float(r["img_per_s"]) > 0 and np.isfinite(float(r["val_nme"])) for r in rows)
+    ckpt = torch.load(str(run / "last.pt"), weights_only=False)
+    assert ckpt["step"] == 5
+    meta = export_checkpoint(run / "best.pt", tmp_path / "out" / "model.onnx")
+    assert meta["input_size"] == 64 and meta["n_landmarks"] == 68 and meta["trained"]["onnx_max_abs_diff"] < 1e-4
+    assert json.loads((tmp_path / "out" / "model.json").read_text()) == meta

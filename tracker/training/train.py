@@ -1,0 +1,336 @@
+"""Train the dense landmark network (paper Sec. 3.1: MobileNetV2, Gaussian NLL of Eq. 1, AdamW).
+
+Command::
+
+    python -m tracker.training.train --out runs/NAME [--resume] [--data a.npz b.npz] [--val v.npz]
+                                     [--steps N] [--batch 32] [--lr 2e-3] [--input-size 128] [--width 0.5]
+
+- Training data: ``--data`` npz files (``tracker.training.data`` format), else every training set that
+  ``tracker.training.data`` lists. Any sample of a held-out image (tracker/splits.py: held-out 300-W
+  files and the held-out videos) is dropped from training, whatever file it comes from.
+- Validation: ``--val`` npz files, else the held-out samples found in the training files; plain run-time crops.
+- Schedule: linear warm-up, then cosine decay to 1% over ``--steps``. ``--resume`` continues
+  ``runs/NAME/last.pt`` (model, optimiser, step); ``--init CKPT`` starts from a checkpoint's weights with a
+  fresh schedule (e.g. when more data arrives).
+- Every ``--ckpt-minutes`` a checkpoint ``last.pt``; every ``--val-minutes`` a validation pass, appended to
+  ``log.csv`` (step, epoch, seconds, lr, train loss, val loss, val NME, img/s) and ``best.pt`` on a new best NME.
+  Stop it any time (SIGINT/SIGTERM write a last checkpoint first).
+
+NME: mean over validation images of the mean distance between predicted and labelled landmarks (weight > 0),
+divided by the distance between the ROI eye centres (inter-pupil), in percent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import math
+import os
+import re
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tracker.paths import cache_dir
+from tracker.roi import normalized_to_crop, roi_from_points
+from tracker.splits import HELD_OUT_VIDEOS, is_held_out_300w
+from tracker.training.augment import AugmentConfig
+from tracker.training.dataset import CropDataset, ImageCache, LabelledSet, load_mirror, mean_target
+from tracker.training.loss import gaussian_nll
+from tracker.training.network import LandmarkNet, NetworkConfig
+
+log = logging.getLogger(__name__)
+
+LOG_FIELDS = ("step", "epoch", "seconds", "lr", "train_loss", "val_loss", "val_nme", "img_per_s")
+_VIDEO_RE = re.compile(r"(^|[/_.-])(" + "|".join(re.escape(v.rsplit(".", 1)[0]) for v in sorted(HELD_OUT_VIDEOS))
+                       + r")([/_.-]|$)")
+
+
+def is_held_out_path(path: str) -> bool:
+    """True for an image that belongs to the validation split: a held-out 300-W file or a held-out video's frame."""
+    p = str(path).replace("\\", "/")
+    if "300w" in p.lower() and is_held_out_300w(p.rsplit("/", 1)[-1]):
+        return True
+    return bool(_VIDEO_RE.search(p))
+
+
+@dataclass
+class TrainOptions:
+    out: Path
+    data: list[Path]
+    val: list[Path]
+    resume: bool = False
+    init: Path | None = None
+    input_size: int = 128
+    width_mult: float = 0.5
+    landmark_set: str = "landmarks320"
+    batch: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 1e-2
+    steps: int = 6000
+    warmup: int = 200
+    ckpt_minutes: float = 3.0
+    val_minutes: float = 5.0
+    val_max: int = 600
+    max_minutes: float = 0.0
+    threads: int = 1
+    seed: int = 0
+
+
+def lr_at(step: int, opts: TrainOptions) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine decay from ``lr`` to ``lr / 100`` at ``steps``."""
+    if step < opts.warmup:
+        return opts.lr * (step + 1) / opts.warmup
+    t = min(1.0, (step - opts.warmup) / max(1, opts.steps - opts.warmup))
+    return opts.lr * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * t)))
+
+
+def default_data_paths() -> tuple[list[Path], list[Path]]:
+    """(train npz files, val npz files) listed by ``tracker.training.data``; ([], []) when it lists none."""
+    try:
+        from tracker.training import data as data_pkg
+    except ImportError:
+        return [], []
+    fn = getattr(data_pkg, "dataset_paths", None)
+    if fn is None:
+        return [], []
+    paths = {k: Path(v) for k, v in fn().items()}
+    val = [p for k, p in paths.items() if "val" in k.lower() and p.is_file()]
+    train = [p for k, p in paths.items() if "val" not in k.lower() and p.is_file()]
+    return train, val
+
+
+def load_sets(paths: list[Path]) -> LabelledSet:
+    return LabelledSet.concat([LabelledSet.from_npz(p) for p in paths]).valid()
+
+
+def split_train_val(train: LabelledSet, val: LabelledSet | None) -> tuple[LabelledSet, LabelledSet]:
+    """Drop held-out images from the training set; without explicit validation data, validate on them."""
+    held = np.array([is_held_out_path(p) for p in train.images], dtype=bool)
+    if val is None:
+        if not held.any():
+            raise ValueError("no validation data: give --val or training files that contain held-out images")
+        val = train.subset(np.flatnonzero(held))
+    return train.subset(np.flatnonzero(~held)), val
+
+
+class Validator:
+    """Plain run-time crops of (a sample of) the validation set, decoded once; loss and NME of a model."""
+
+    def __init__(self, data: LabelledSet, cache: ImageCache, size: int, max_n: int, seed: int = 0) -> None:
+        rng = np.random.default_rng(seed)
+        idx = np.sort(rng.choice(len(data), size=min(max_n, len(data)), replace=False))
+        ds = CropDataset(data, cache, size, mirror=None, augment=None)
+        self.images, self.targets, self.weights = ds.batch(idx)
+        self.size = size
+        self.sources = data.source[idx]
+        # per-sample ROI in cache coords, to measure errors in (cached) image pixels
+        self.roi_inv, self.eye_dist = [], []
+        for i in idx:
+            pts = cache.to_cache(int(i), data.roi_points[i].astype(np.float64))
+            self.roi_inv.append(roi_from_points(pts, size).inverse)
+            self.eye_dist.append(float(np.linalg.norm(pts[1] - pts[0])))
+        self.roi_inv = np.stack(self.roi_inv)
+        self.eye_dist = np.asarray(self.eye_dist)
+
+    def evaluate(self, model: LandmarkNet, batch: int = 64) -> dict:
+        model.eval()
+        preds = []
+        with torch.no_grad():
+            for s in range(0, len(self.images), batch):
+                preds.append(model(torch.from_numpy(self.images[s:s + batch])).numpy())
+        model.train()
+        pred = np.concatenate(preds)
+        loss = float(gaussian_nll(torch.from_numpy(pred), torch.from_numpy(self.targets),
+                                  torch.from_numpy(self.weights)))
+        nme = self.nme(pred)
+        out = {"val_loss": loss, "val_nme": float(np.mean(nme))}
+        for src in np.unique(self.sources):
+            out[f"val_nme_{src}"] = float(np.mean(nme[self.sources == src]))
+        sig = np.exp(pred[..., 2])
+        err = np.linalg.norm(pred[..., :2] - self.targets, axis=-1)
+        m = self.weights > 0
+        out["within_1sigma"] = float(np.mean((err <= sig)[m]))
+        out["within_2sigma"] = float(np.mean((err <= 2 * sig)[m]))
+        return out
+
+    def nme(self, pred: np.ndarray) -> np.ndarray:
+        """(M,) per-image NME in percent (errors in image pixels / ROI eye-centre distance)."""
+        def to_img(n):
+            c = normalized_to_crop(n, self.size)
+            return np.einsum("mij,mlj->mli", self.roi_inv[:, :, :2], c) + self.roi_inv[:, None, :, 2]
+
+        err = np.linalg.norm(to_img(pred[..., :2]) - to_img(self.targets), axis=-1)
+        m = self.weights > 0
+        per = (err * m).sum(1) / np.maximum(m.sum(1), 1)
+        return 100.0 * per / self.eye_dist
+
+
+def save_checkpoint(path: Path, model: LandmarkNet, opt: torch.optim.Optimizer, step: int, epoch: float,
+                    best: float, opts: TrainOptions, summary: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step, "epoch": epoch,
+                "best_nme": best, "config": model.config.to_dict(), "landmark_set": opts.landmark_set,
+                "summary": summary, "options": {k: str(v) for k, v in vars(opts).items()}}, str(tmp))
+    tmp.replace(path)
+
+
+def train(opts: TrainOptions) -> dict:
+    """Run (or resume) training; returns the summary of the best checkpoint."""
+    torch.set_num_threads(opts.threads)
+    out = Path(opts.out)
+    out.mkdir(parents=True, exist_ok=True)
+    data_paths, val_paths = list(opts.data), list(opts.val)
+    if not data_paths:
+        data_paths, default_val = default_data_paths()
+        val_paths = val_paths or default_val
+    if not data_paths:
+        raise ValueError("no training data: pass --data FILE.npz (see tracker.training.data)")
+    log.info("training files: %s; validation files: %s", [str(p) for p in data_paths], [str(p) for p in val_paths])
+    train_set, val_set = split_train_val(load_sets(data_paths), load_sets(val_paths) if val_paths else None)
+    n_lm = train_set.n_landmarks
+    log.info("%d training and %d validation samples, %d landmarks", len(train_set), len(val_set), n_lm)
+    cfg = NetworkConfig(opts.input_size, n_lm, opts.width_mult)
+    cdir = cache_dir() / "training" / "images"
+    train_cache = ImageCache.build(train_set, cfg.input_size, cdir)
+    val_cache = ImageCache.build(val_set, cfg.input_size, cdir)
+    mirror = load_mirror(opts.landmark_set, n_lm)
+    if mirror is None:
+        log.warning("no mirror permutation for %s: mirror augmentation is off", opts.landmark_set)
+    dataset = CropDataset(train_set, train_cache, cfg.input_size, mirror, AugmentConfig(), seed=opts.seed)
+    validator = Validator(val_set, val_cache, cfg.input_size, opts.val_max)
+
+    model = LandmarkNet(cfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
+    step, epoch, best = 0, 0.0, float("inf")
+    summary: dict = {}
+    last = out / "last.pt"
+    if opts.resume and last.is_file():
+        ckpt = torch.load(str(last), map_location="cpu", weights_only=False)
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        step, epoch, best = int(ckpt["step"]), float(ckpt["epoch"]), float(ckpt["best_nme"])
+        summary = ckpt.get("summary", {})
+        log.info("resumed %s at step %d (best NME %.2f)", last, step, best)
+    elif opts.init is not None:
+        ckpt = torch.load(str(opts.init), map_location="cpu", weights_only=False)
+        model.load_state_dict(ckpt["model"])
+        log.info("initialised from %s", opts.init)
+    else:
+        model.set_initial_landmarks(mean_target(CropDataset(train_set, train_cache, cfg.input_size, None)))
+
+    log_path = out / "log.csv"
+    new_log = not log_path.is_file()
+    log_file = open(log_path, "a", newline="")
+    writer = csv.writer(log_file)
+    if new_log:
+        writer.writerow(LOG_FIELDS)
+        log_file.flush()
+
+    stop = {"flag": False}
+
+    def on_signal(signum, frame):  # noqa: ARG001
+        stop["flag"] = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    rng = np.random.default_rng(opts.seed + step)
+    perm = rng.permutation(len(dataset))
+    pos = int((epoch % 1.0) * len(dataset))
+    t_start = time.time()
+    t_ckpt = t_val = t_rate = time.time()
+    seen_since = 0
+    losses: list[float] = []
+    model.train()
+    while step < opts.steps and not stop["flag"]:
+        if opts.max_minutes and time.time() - t_start > 60 * opts.max_minutes:
+            break
+        if pos + opts.batch > len(perm):
+            perm, pos = rng.permutation(len(dataset)), 0
+        idx = perm[pos:pos + opts.batch]
+        pos += opts.batch
+        images, targets, weights = dataset.batch(idx, rng)
+        lr = lr_at(step, opts)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        pred = model(torch.from_numpy(images))
+        loss = gaussian_nll(pred, torch.from_numpy(targets), torch.from_numpy(weights))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        step += 1
+        epoch += len(idx) / len(dataset)
+        seen_since += len(idx)
+        losses.append(float(loss.detach()))
+        now = time.time()
+        if now - t_val > 60 * opts.val_minutes or step == opts.steps:
+            rate = seen_since / max(now - t_rate, 1e-9)
+            metrics = validator.evaluate(model)
+            row = (step, f"{epoch:.3f}", f"{now - t_start:.0f}", f"{lr:.3e}", f"{np.mean(losses):.4f}",
+                   f"{metrics['val_loss']:.4f}", f"{metrics['val_nme']:.3f}", f"{rate:.1f}")
+            writer.writerow(row)
+            log_file.flush()
+            log.info("step %d epoch %.2f lr %.2e train %.3f val %.3f NME %.2f%% (%s) %.1f img/s", step, epoch, lr,
+                     np.mean(losses), metrics["val_loss"], metrics["val_nme"],
+                     ", ".join(f"{k[8:]} {v:.2f}" for k, v in metrics.items() if k.startswith("val_nme_")), rate)
+            losses, seen_since, t_rate = [], 0, time.time()
+            if metrics["val_nme"] < best:
+                best = metrics["val_nme"]
+                summary = {"step": step, "epoch": round(epoch, 3), "train_samples": len(train_set),
+                           "val_samples": len(validator.images), "train_img_per_s": round(rate, 1),
+                           **{k: round(v, 4) for k, v in metrics.items()}}
+                save_checkpoint(out / "best.pt", model, opt, step, epoch, best, opts, summary)
+            t_val = time.time()
+        if time.time() - t_ckpt > 60 * opts.ckpt_minutes:
+            save_checkpoint(last, model, opt, step, epoch, best, opts, summary)
+            t_ckpt = time.time()
+    save_checkpoint(last, model, opt, step, epoch, best, opts, summary)
+    log_file.close()
+    log.info("stopped at step %d; best validation NME %.2f%%", step, best)
+    return summary
+
+
+def parse_args(argv: list[str] | None = None) -> TrainOptions:
+    d = TrainOptions(out=Path("runs/landmarks"), data=[], val=[])
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, log.csv)")
+    p.add_argument("--data", type=Path, nargs="*", default=[], help="training npz files")
+    p.add_argument("--val", type=Path, nargs="*", default=[], help="validation npz files")
+    p.add_argument("--resume", action="store_true", help="continue OUT/last.pt")
+    p.add_argument("--init", type=Path, default=None, help="start from this checkpoint's weights, fresh schedule")
+    for name in ("input_size", "batch", "steps", "warmup", "val_max", "threads", "seed"):
+        p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
+    for name in ("width_mult", "lr", "weight_decay", "ckpt_minutes", "val_minutes", "max_minutes"):
+        p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(d, name))
+    p.add_argument("--landmark-set", default=d.landmark_set)
+    a = p.parse_args(argv)
+    for f in a.data + a.val:
+        if not f.is_file():
+            p.error(f"no such file: {f}")
+    if a.init is not None and not a.init.is_file():
+        p.error(f"no checkpoint at {a.init}")
+    return TrainOptions(**{k: v for k, v in vars(a).items()})
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    opts = parse_args(argv)
+    try:
+        summary = train(opts)
+    except (ValueError, FileNotFoundError) as e:
+        log.error("%s", e)
+        return 2
+    log.info("best: %s", summary)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
