@@ -1,0 +1,268 @@
+"""The landmarks-only fast path of the head model: the forward model of ``tracker.face.model`` restricted
+to L landmark vertices, with analytic Jacobians with respect to every parameter.
+
+The sub-model keeps only the rows of the bases that belong to the landmark vertices ((n_id, L, 3) identity,
+(n_exp, L, 3) expression, (L, 4) skin weights and the 4 joints), so evaluating it never touches the full mesh.
+
+Forward model (``tracker/face/model.py``, paper Sec. 3.2), model space in cm, camera in mm:
+    T = neutral + B_id beta + B_exp psi;  J = J0 + B_J beta
+    G_k = G_parent(k) [R_k | J_k - R_k J_k];  v' = sum_k w_k G_k T
+    x = R_root (10 M v') + t;  u = fx x / z + cx,  v = fy y / z + cy   (fx = f, fy = aspect * f)
+
+Static sparsity (paper Sec. 3.3): ``expression_support[l, j]`` says whether expression j moves landmark l by
+more than ``threshold_cm`` (likewise identity, and joints through the skin weights of the joint's subtree).
+Basis entries below the threshold are zeroed, so the Jacobians are exactly as sparse as the support says.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tracker.face.model import HeadModel
+from tracker.fitting.rotation import rodrigues, rodrigues_jacobian
+from tracker.types import CM_TO_MM, MODEL_TO_CAMERA_AXES
+
+#: 10 * M: model cm (+y up, +z out) -> camera mm axes (y down, z forward)
+_MODEL_TO_CAMERA_MM = CM_TO_MM * MODEL_TO_CAMERA_AXES
+
+
+@dataclass(frozen=True, eq=False)
+class LandmarkModel:
+    """The head model restricted to L vertices (float64). K joints, n_id identity, n_exp expression modes.
+
+    neutral_cm: (L, 3); identity_basis_cm: (L, 3, n_id); expression_basis_cm: (L, 3, n_exp);
+    skin_weights: (L, K); joints_neutral_cm: (K, 3); joints_identity_basis_cm: (K, 3, n_id);
+    joint_parents: (K,) with parent < child (-1: the root);
+    expression_support: (L, n_exp) bool; identity_support: (L, n_id) bool; joint_support: (L, K) bool.
+    """
+
+    vertex_ids: np.ndarray
+    neutral_cm: np.ndarray
+    identity_basis_cm: np.ndarray
+    expression_basis_cm: np.ndarray
+    skin_weights: np.ndarray
+    joints_neutral_cm: np.ndarray
+    joints_identity_basis_cm: np.ndarray
+    joint_parents: np.ndarray
+    expression_support: np.ndarray
+    identity_support: np.ndarray
+    joint_support: np.ndarray
+    threshold_cm: float
+
+    @classmethod
+    def from_head_model(cls, model: HeadModel, vertex_ids: np.ndarray,
+                        threshold_cm: float = 0.0) -> "LandmarkModel":
+        """Restrict ``model`` to ``vertex_ids`` (L,). Basis rows whose displacement norm is at most
+        ``threshold_cm`` for a landmark are zeroed (0 keeps the model exact)."""
+        ids = np.asarray(vertex_ids, dtype=np.int64).reshape(-1)
+        if ids.size == 0:
+            raise ValueError("a landmark model needs at least one vertex")
+        if ids.min() < 0 or ids.max() >= model.n_vertices:
+            raise ValueError(f"vertex ids must be in [0, {model.n_vertices}), got [{ids.min()}, {ids.max()}]")
+        parents = np.asarray(model.joint_parents, dtype=np.int64)
+        if np.any(parents >= np.arange(parents.size)):
+            raise ValueError(f"joint_parents must list parents before children, got {parents.tolist()}")
+        id_basis = np.ascontiguousarray(np.transpose(model.identity_basis_cm[:, ids, :], (1, 2, 0)),
+                                        dtype=np.float64)
+        exp_basis = np.ascontiguousarray(np.transpose(model.expression_basis_cm[:, ids, :], (1, 2, 0)),
+                                         dtype=np.float64)
+        # paper Sec. 3.3: static sparsity analysis of each landmark, with a threshold
+        exp_support = np.linalg.norm(exp_basis, axis=1) > threshold_cm
+        id_support = np.linalg.norm(id_basis, axis=1) > threshold_cm
+        exp_basis = exp_basis * exp_support[:, None, :]
+        id_basis = id_basis * id_support[:, None, :]
+        weights = np.asarray(model.skin_weights[ids], dtype=np.float64)
+        k = parents.size
+        subtree = np.eye(k, dtype=bool)  # subtree[a, m]: m is a or a descendant of a
+        for m in range(k):
+            p = parents[m]
+            while p >= 0:
+                subtree[p, m] = True
+                p = parents[p]
+        joint_support = (weights @ subtree.T.astype(np.float64)) > 1e-9
+        return cls(ids, np.asarray(model.neutral_cm[ids], dtype=np.float64), id_basis, exp_basis, weights,
+                   np.asarray(model.joints_neutral_cm, dtype=np.float64),
+                   np.ascontiguousarray(np.transpose(model.joints_identity_basis_cm, (1, 2, 0)),
+                                        dtype=np.float64),
+                   parents, exp_support, id_support, joint_support, float(threshold_cm))
+
+    def __len__(self) -> int:
+        return int(self.vertex_ids.shape[0])
+
+    @property
+    def n_identity(self) -> int:
+        return int(self.identity_basis_cm.shape[2])
+
+    @property
+    def n_expression(self) -> int:
+        return int(self.expression_basis_cm.shape[2])
+
+    @property
+    def n_joints(self) -> int:
+        return int(self.joint_parents.shape[0])
+
+    def rest_identity(self, identity: np.ndarray) -> "IdentityRest":
+        """The identity-dependent part of the rest shape, computed once per identity."""
+        beta = np.asarray(identity, dtype=np.float64)
+        return IdentityRest(beta, self.neutral_cm + self.identity_basis_cm @ beta,
+                            self.joints_neutral_cm + self.joints_identity_basis_cm @ beta)
+
+
+@dataclass(frozen=True, eq=False)
+class IdentityRest:
+    """``shape_cm`` (L, 3) = neutral + B_id beta; ``joints_cm`` (K, 3) = J0 + B_J beta."""
+
+    identity: np.ndarray
+    shape_cm: np.ndarray
+    joints_cm: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class Skeleton:
+    """Posed joints. ``a``: (K, 3, 3) and ``b``: (K, 3) global affine maps G_k x = a_k x + b_k;
+    ``da``: (3K, K, 3, 3) and ``db``: (3K, K, 3) their derivatives wrt the 3K joint rotation parameters;
+    ``db_djoint``: (K, K, 3, 3) derivative of b_m wrt joint position J_k (``[k, m]``, 3x3)."""
+
+    a: np.ndarray
+    b: np.ndarray
+    da: np.ndarray
+    db: np.ndarray
+    db_djoint: np.ndarray
+
+
+def pose_skeleton(joints_cm: np.ndarray, rotations: np.ndarray, parents: np.ndarray) -> Skeleton:
+    """Forward kinematics with derivatives. ``joints_cm``: (K, 3) rest joint positions; ``rotations``: (K, 3).
+
+    G_k = G_parent(k) L_k with L_k = [R_k | J_k - R_k J_k]; for m in the subtree of k,
+    dG_m/dtheta_kj = G_parent(k) dL_kj G_k^-1 G_m and db_m/dJ_k = A_parent(k) (I - R_k).
+    """
+    k_count = parents.shape[0]
+    g = np.zeros((k_count, 4, 4))
+    g[:, 3, 3] = 1.0
+    parent_g = np.zeros((k_count, 4, 4))
+    local_d = np.zeros((k_count, 3, 4, 4))
+    rot = np.empty((k_count, 3, 3))
+    for k in range(k_count):
+        r = rodrigues(rotations[k])
+        dr = rodrigues_jacobian(rotations[k], r)
+        rot[k] = r
+        loc = np.eye(4)
+        loc[:3, :3] = r
+        loc[:3, 3] = joints_cm[k] - r @ joints_cm[k]
+        local_d[k, :, :3, :3] = dr
+        local_d[k, :, :3, 3] = -dr @ joints_cm[k]
+        parent_g[k] = g[parents[k]] if parents[k] >= 0 else np.eye(4)
+        g[k] = parent_g[k] @ loc
+    g_inv = np.linalg.inv(g)
+    subtree = np.zeros((k_count, k_count), dtype=bool)
+    for m in range(k_count):
+        a = m
+        while a >= 0:
+            subtree[a, m] = True
+            a = parents[a]
+    # dG[k, j, m] = P_k dL_kj G_k^-1 G_m  (zero unless m in subtree(k))
+    left = parent_g[:, None] @ local_d                       # (K, 3, 4, 4)
+    right = g_inv[:, None] @ g[None, :]                       # (K, K, 4, 4)
+    dg = np.einsum("kjab,kmbc->kjmac", left, right) * subtree[:, None, :, None, None]
+    dg = dg.reshape(3 * k_count, k_count, 4, 4)
+    eye3 = np.eye(3)
+    db_dj = np.einsum("kab,kbc->kac", parent_g[:, :3, :3], eye3 - rot)    # (K, 3, 3)
+    db_djoint = db_dj[:, None] * subtree[:, :, None, None]               # (K, K, 3, 3)
+    return Skeleton(g[:, :3, :3].copy(), g[:, :3, 3].copy(), dg[:, :, :3, :3].copy(), dg[:, :, :3, 3].copy(),
+                    db_djoint)
+
+
+@dataclass(frozen=True)
+class Camera:
+    """Pinhole with ``fx = focal_px``, ``fy = aspect * focal_px``, principal point (cx, cy) in px."""
+
+    focal_px: float
+    cx: float
+    cy: float
+    aspect: float = 1.0
+
+
+@dataclass(frozen=True, eq=False)
+class LandmarkEval:
+    """``uv_px``: (L, 2); ``x_mm``: (L, 3) camera space; Jacobians of uv (None when not asked for):
+    ``d_expression`` (L, 2, n_exp), ``d_root`` (L, 2, 3), ``d_translation`` (L, 2, 3),
+    ``d_joints`` (L, 2, 3K), ``d_identity`` (L, 2, n_id), ``d_focal`` (L, 2)."""
+
+    uv_px: np.ndarray
+    x_mm: np.ndarray
+    d_expression: np.ndarray | None = None
+    d_root: np.ndarray | None = None
+    d_translation: np.ndarray | None = None
+    d_joints: np.ndarray | None = None
+    d_identity: np.ndarray | None = None
+    d_focal: np.ndarray | None = None
+
+    def frame_jacobian(self) -> np.ndarray:
+        """(L, 2, n_exp + 6 + 3K): the per-frame block in the order expression, root, translation, joints."""
+        return np.concatenate([self.d_expression, self.d_root, self.d_translation, self.d_joints], axis=2)
+
+
+def evaluate(lm: LandmarkModel, rest: IdentityRest, expression: np.ndarray, root_rotation: np.ndarray,
+             translation_mm: np.ndarray, joints: np.ndarray, camera: Camera, *, jacobian: bool = True,
+             jac_identity: bool = False, jac_focal: bool = False) -> LandmarkEval:
+    """Posed landmarks in camera space (mm) and projected (px), with analytic Jacobians.
+
+    rest: from ``lm.rest_identity(beta)``; expression: (n_exp,); root_rotation, translation_mm: (3,);
+    joints: (K, 3) axis-angle.
+    """
+    psi = np.asarray(expression, dtype=np.float64)
+    theta = np.asarray(joints, dtype=np.float64).reshape(lm.n_joints, 3)
+    w = lm.skin_weights
+    # rest shape T(beta, psi) = neutral + B_id beta + B_exp psi
+    t_rest = rest.shape_cm + lm.expression_basis_cm @ psi                     # (L, 3)
+    sk = pose_skeleton(rest.joints_cm, theta, lm.joint_parents)
+    # linear blend skinning v' = sum_k w_k (A_k T + b_k)
+    a_blend = (w @ sk.a.reshape(lm.n_joints, 9)).reshape(-1, 3, 3)           # (L, 3, 3)
+    posed = np.einsum("lab,lb->la", a_blend, t_rest) + w @ sk.b              # (L, 3) cm
+    r0 = rodrigues(root_rotation)
+    p_mm = posed @ _MODEL_TO_CAMERA_MM.T                                     # (L, 3) 10 M v'
+    x = p_mm @ r0.T + np.asarray(translation_mm, dtype=np.float64)
+    z = x[:, 2]
+    fx = float(camera.focal_px)
+    fy = fx * camera.aspect
+    inv_z = 1.0 / z
+    xn, yn = x[:, 0] * inv_z, x[:, 1] * inv_z
+    uv = np.stack([fx * xn + camera.cx, fy * yn + camera.cy], axis=1)
+    if not jacobian:
+        return LandmarkEval(uv, x)
+    n = x.shape[0]
+    # d(u, v)/dx: (L, 2, 3)
+    dproj = np.zeros((n, 2, 3))
+    dproj[:, 0, 0] = fx * inv_z
+    dproj[:, 0, 2] = -fx * xn * inv_z
+    dproj[:, 1, 1] = fy * inv_z
+    dproj[:, 1, 2] = -fy * yn * inv_z
+    cam = r0 @ _MODEL_TO_CAMERA_MM                                           # dx/dv' (3, 3)
+    p_cam = dproj @ cam                                                      # (L, 2, 3) d uv / d v'
+    q = p_cam @ a_blend                                                      # (L, 2, 3) d uv / d T
+    d_exp = q @ lm.expression_basis_cm                                       # (L, 2, n_exp)
+    d_root = dproj @ np.einsum("jab,lb->laj", rodrigues_jacobian(root_rotation, r0), p_mm)
+    # joints: dv'/dtheta_p = sum_m w_m (dA_m,p T + db_m,p)
+    dv_dtheta = (np.einsum("lm,pmab,lb->lap", w, sk.da, t_rest, optimize=False)
+                 + np.einsum("lm,pma->lap", w, sk.db))                        # (L, 3, 3K)
+    d_joints = p_cam @ dv_dtheta
+    d_identity = None
+    if jac_identity:
+        # T depends on beta directly; b_m depends on the joint positions J(beta)
+        db_dbeta = np.einsum("kmab,kbi->mai", sk.db_djoint, lm.joints_identity_basis_cm)  # (K, 3, n_id)
+        dv_dbeta = a_blend @ lm.identity_basis_cm + np.einsum("lm,mai->lai", w, db_dbeta)
+        d_identity = p_cam @ dv_dbeta
+    d_focal = np.stack([xn, camera.aspect * yn], axis=1) if jac_focal else None
+    return LandmarkEval(uv, x, d_exp, d_root, dproj, d_joints, d_identity, d_focal)
+
+
+def posed_points_cm(lm: LandmarkModel, rest: IdentityRest, expression: np.ndarray,
+                    joints: np.ndarray) -> np.ndarray:
+    """(L, 3) posed model-space points v' (cm) before the root transform."""
+    t_rest = rest.shape_cm + lm.expression_basis_cm @ np.asarray(expression, dtype=np.float64)
+    sk = pose_skeleton(rest.joints_cm, np.asarray(joints, dtype=np.float64).reshape(lm.n_joints, 3),
+                       lm.joint_parents)
+    a_blend = (lm.skin_weights @ sk.a.reshape(lm.n_joints, 9)).reshape(-1, 3, 3)
+    return np.einsum("lab,lb->la", a_blend, t_rest) + lm.skin_weights @ sk.b

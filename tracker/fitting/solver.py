@@ -1,0 +1,691 @@
+"""Levenberg-Marquardt fitting of the head model to probabilistic 2D landmarks (paper Sec. 3.2-3.3).
+
+Each iteration solves (J^T J + lambda diag(J^T J)) delta = -J^T r by Cholesky. J^T J and J^T r are
+accumulated term by term (landmarks + temporal share the landmark Jacobian, the priors are diagonal,
+E_intersect adds its few active rows) and never as a full residual vector. The landmark Jacobian is built
+only over the parameter columns that the static sparsity analysis found to affect some landmark
+(``LandmarkModel.expression_support`` / ``joint_support``); the others stay at their prior mean.
+
+Modes:
+- tracking (:meth:`FaceFitter.fit_frame`): expression, root rotation and translation, joints (neck, head,
+  eyes) of one frame; identity and focal fixed; warm start from the previous frame, PnP on the mean head
+  (cv2.solvePnP, SQPnP) otherwise.
+- keyframes (:meth:`FaceFitter.fit_keyframes`): identity (and focal length) shared over frames, per-frame
+  pose and expression. The normal equations are block-arrow: the per-frame blocks are factored by banded
+  Cholesky (scipy.linalg.solveh_banded) and the shared block is solved on their Schur complement.
+- offline (:meth:`FaceFitter.fit_sequence`): all frames jointly with E_temporal between consecutive frames,
+  which makes the per-frame part block-tridiagonal; same banded Cholesky + Schur complement.
+
+psi is kept in [0, 1] by a projected LM: parameters at a bound whose gradient points outwards are held
+(their rows and columns are removed from the step), and the step is clamped to the box.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+
+from tracker.face.model import HeadModel, LandmarkSet
+from tracker.fitting.energy import FitOptions
+from tracker.fitting.intersect import IntersectModel, intersect_residuals
+from tracker.fitting.landmark_model import Camera, IdentityRest, LandmarkModel, evaluate
+from tracker.types import MODEL_TO_CAMERA_AXES, CM_TO_MM, FitParams, FitResult, Intrinsics, Landmarks
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, eq=False)
+class KeyframeFitResult:
+    """Shared identity (n_id,) and focal length over keyframes, and each frame's own fit.
+
+    focal_std_px: standard deviation of the focal length from the inverse of the Gauss-Newton Hessian
+    (E is a negative log-likelihood, so cov = (2 J^T J)^-1, marginalised over all other parameters);
+    None when the focal length was not fitted. identity_std: (n_id,) likewise, or None.
+    """
+
+    identity: np.ndarray
+    focal_px: float
+    focal_std_px: float | None
+    identity_std: np.ndarray | None
+    frames: list[FitResult]
+    cost: float
+    iterations: int
+    converged: bool
+    message: str = ""
+
+
+@dataclass
+class _FrameInput:
+    mu: np.ndarray        # (L, 2) undistorted px (0 where unused)
+    w: np.ndarray         # (L,) w_landmarks / (2 sigma^2); 0 for unused landmarks
+    used: np.ndarray      # (L,) bool
+    message: str          # non-empty: degenerate input
+
+
+class FaceFitter:
+    """Fits a :class:`HeadModel` to :class:`Landmarks` of a :class:`LandmarkSet` (or vertex ids)."""
+
+    def __init__(self, model: HeadModel, landmark_set: LandmarkSet | np.ndarray,
+                 options: FitOptions | None = None):
+        self.model = model
+        self.options = options or FitOptions()
+        ids = landmark_set.vertex_ids if isinstance(landmark_set, LandmarkSet) else np.asarray(landmark_set)
+        self.lm = LandmarkModel.from_head_model(model, ids, self.options.sparsity_threshold_cm)
+        self.n_exp, self.n_id, self.n_joints = self.lm.n_expression, self.lm.n_identity, self.lm.n_joints
+        self.nf = self.n_exp + 6 + 3 * self.n_joints
+        self.s_exp = slice(0, self.n_exp)
+        self.s_root = slice(self.n_exp, self.n_exp + 3)
+        self.s_trans = slice(self.n_exp + 3, self.n_exp + 6)
+        self.s_joints = slice(self.n_exp + 6, self.nf)
+        # static sparsity: per-frame columns that move at least one landmark
+        active = np.concatenate([self.lm.expression_support.any(axis=0), np.ones(6, dtype=bool),
+                                 np.repeat(self.lm.joint_support.any(axis=0), 3)])
+        self.active = np.flatnonzero(active)
+        self.na = self.active.size
+        self._exp_pos = np.flatnonzero(self.active < self.n_exp)                 # positions in active set
+        self._joint_pos = np.flatnonzero(self.active >= self.s_joints.start)
+        self.intersect: IntersectModel | None = None
+        if self.options.w_intersect > 0:
+            try:
+                self.intersect = IntersectModel.from_head_model(model)
+            except ValueError as exc:
+                log.info("E_intersect disabled: %s", exc)
+        self._rest_key: bytes | None = None
+        self._rest: IdentityRest | None = None
+
+    # ------------------------------------------------------------------ parameters
+    def rest(self, identity: np.ndarray) -> IdentityRest:
+        beta = np.asarray(identity, dtype=np.float64)
+        key = beta.tobytes()
+        if key != self._rest_key:
+            self._rest, self._rest_key = self.lm.rest_identity(beta), key
+        return self._rest
+
+    def pack(self, p: FitParams) -> np.ndarray:
+        """FitParams -> per-frame vector (nf,): expression, root rotation, translation, joints."""
+        return np.concatenate([p.expression, p.root_rotation, p.translation_mm, np.ravel(p.joints)]).astype(
+            np.float64)
+
+    def unpack(self, x: np.ndarray, identity: np.ndarray, focal_px: float) -> FitParams:
+        return FitParams(np.array(identity, dtype=np.float64), x[self.s_exp].copy(), x[self.s_root].copy(),
+                         x[self.s_trans].copy(), x[self.s_joints].reshape(self.n_joints, 3).copy(),
+                         float(focal_px))
+
+    @staticmethod
+    def camera(intrinsics: Intrinsics, focal_px: float | None = None) -> Camera:
+        f = intrinsics.fx if focal_px is None else focal_px
+        return Camera(float(f), float(intrinsics.cx), float(intrinsics.cy), float(intrinsics.fy / intrinsics.fx))
+
+    def landmarks_px(self, params: FitParams, intrinsics: Intrinsics) -> np.ndarray:
+        """(L, 2) projected landmarks of ``params`` (undistorted pinhole, then the intrinsics' distortion)."""
+        ev = evaluate(self.lm, self.rest(params.identity), params.expression, params.root_rotation,
+                      params.translation_mm, params.joints, self.camera(intrinsics, params.focal_px),
+                      jacobian=False)
+        return _distort(ev.uv_px, ev.x_mm, intrinsics)
+
+    # ------------------------------------------------------------------ input checks
+    def _prepare(self, lmk: Landmarks, intr: Intrinsics) -> _FrameInput:
+        o = self.options
+        n = len(self.lm)
+        if len(lmk) != n:
+            raise ValueError(f"expected {n} landmarks for this landmark set, got {len(lmk)}")
+        mu = np.asarray(lmk.mu_px, dtype=np.float64)
+        sigma = np.asarray(lmk.sigma_px, dtype=np.float64)
+        finite = np.isfinite(mu).all(axis=1) & np.isfinite(sigma) & (sigma > 0)
+        w = np.zeros(n)
+        zero_mu = np.zeros((n, 2))
+        if finite.sum() < o.min_landmarks:
+            return _FrameInput(zero_mu, w, finite,
+                               f"degenerate landmarks: only {int(finite.sum())} of {n} are finite "
+                               f"(NaN or infinite positions or sigmas); {o.min_landmarks} needed")
+        mu = np.where(finite[:, None], mu, 0.0)
+        if intr.dist_coeffs and any(c != 0 for c in intr.dist_coeffs):
+            import cv2
+            mu = cv2.undistortPoints(mu.reshape(-1, 1, 2), intr.matrix, np.asarray(intr.dist_coeffs),
+                                     P=intr.matrix).reshape(-1, 2)
+        mx, my = o.image_margin * intr.width, o.image_margin * intr.height
+        inside = finite & (mu[:, 0] > -mx) & (mu[:, 0] < intr.width + mx) & (mu[:, 1] > -my) & \
+            (mu[:, 1] < intr.height + my)
+        max_sigma = o.max_sigma_fraction * math.hypot(intr.width, intr.height)
+        informative = finite & (sigma <= max_sigma)
+        good = inside & informative
+        if informative.sum() < o.min_landmarks:
+            return _FrameInput(zero_mu, w, finite,
+                               f"degenerate landmarks: sigma too large, only {int(informative.sum())} of {n} "
+                               f"have sigma <= {max_sigma:.1f} px; {o.min_landmarks} needed")
+        if good.sum() < o.min_landmarks:
+            return _FrameInput(zero_mu, w, finite,
+                               f"degenerate landmarks: far off the image, only {int(good.sum())} of {n} lie "
+                               f"within {o.image_margin:.0%} of the {intr.width}x{intr.height} image")
+        used = finite & inside
+        w[used] = o.w_landmarks / (2.0 * sigma[used] ** 2)
+        return _FrameInput(np.where(used[:, None], mu, 0.0), w, used, "")
+
+    # ------------------------------------------------------------------ initialisation
+    def pnp_init(self, data: _FrameInput, intr: Intrinsics, identity: np.ndarray,
+                 focal_px: float) -> tuple[np.ndarray | None, str]:
+        """Rigid start: cv2.solvePnP of the (identity's) rest-pose landmarks to mu. -> (x (nf,), message)."""
+        import cv2
+
+        rest = self.rest(identity)
+        pts = rest.shape_cm @ (CM_TO_MM * MODEL_TO_CAMERA_AXES).T
+        sel = data.used & (data.w >= np.quantile(data.w[data.used], 0.25))
+        if sel.sum() < 6:
+            sel = data.used
+        k = np.array([[focal_px, 0, intr.cx], [0, focal_px * intr.fy / intr.fx, intr.cy], [0, 0, 1.0]])
+        obj = np.ascontiguousarray(pts[sel]).reshape(-1, 1, 3)
+        img = np.ascontiguousarray(data.mu[sel]).reshape(-1, 1, 2)
+        ok, rvec, tvec = False, None, None
+        for flag in (cv2.SOLVEPNP_SQPNP, cv2.SOLVEPNP_EPNP):
+            try:
+                ok, rvec, tvec = cv2.solvePnP(obj, img, k, None, flags=flag)
+            except cv2.error:
+                ok = False
+            if ok and np.all(np.isfinite(rvec)) and np.all(np.isfinite(tvec)):
+                break
+            ok = False
+        if not ok:
+            return None, "PnP initialisation failed"
+        x = np.zeros(self.nf)
+        x[self.s_root] = rvec.ravel()
+        x[self.s_trans] = tvec.ravel()
+        return x, ""
+
+    # ------------------------------------------------------------------ one frame: tracking mode
+    def _frame_eval(self, x: np.ndarray, rest: IdentityRest, cam: Camera, jac: bool,
+                    jac_id: bool = False, jac_focal: bool = False):
+        return evaluate(self.lm, rest, x[self.s_exp], x[self.s_root], x[self.s_trans],
+                        x[self.s_joints].reshape(self.n_joints, 3), cam, jacobian=jac, jac_identity=jac_id,
+                        jac_focal=jac_focal)
+
+    def _behind(self, ev, data: _FrameInput) -> bool:
+        return bool(np.any(ev.x_mm[data.used, 2] < self.options.near_plane_mm))
+
+    def _prior_cost(self, x: np.ndarray) -> float:
+        o = self.options
+        psi, th = x[self.s_exp], x[self.s_joints]
+        return o.w_expression * float(psi @ psi) + o.w_joints * float(th @ th)
+
+    def frame_cost(self, x: np.ndarray, identity: np.ndarray, cam: Camera, data: _FrameInput,
+                   uv_prev: np.ndarray | None) -> float:
+        """E for one frame with identity and camera fixed (what :meth:`fit_frame` minimises)."""
+        ev = self._frame_eval(x, self.rest(identity), cam, jac=False)
+        return self._frame_cost_from(ev, x, identity, data, uv_prev)
+
+    def _frame_cost_from(self, ev, x, identity, data, uv_prev) -> float:
+        o = self.options
+        res = ev.uv_px - data.mu
+        cost = float(data.w @ np.einsum("la,la->l", res, res)) + self._prior_cost(x)
+        if uv_prev is not None and o.w_temporal > 0:
+            d = ev.uv_px - uv_prev
+            cost += o.w_temporal * float(np.einsum("la,la->", d, d))
+        if self.intersect is not None:
+            r, _, _ = intersect_residuals(self.intersect, identity, x[self.s_exp], o.w_intersect, jacobian=False)
+            cost += float(r @ r)
+        return cost
+
+    def frame_system(self, x: np.ndarray, identity: np.ndarray, cam: Camera, data: _FrameInput,
+                     uv_prev: np.ndarray | None, ev=None):
+        """(cost, H (na, na), g (na,), ev): J^T J and J^T r over the active per-frame columns."""
+        o = self.options
+        if ev is None:
+            ev = self._frame_eval(x, self.rest(identity), cam, jac=True)
+        res = ev.uv_px - data.mu
+        wsum = data.w
+        e = res * data.w[:, None]
+        cost = float(data.w @ np.einsum("la,la->l", res, res)) + self._prior_cost(x)
+        if uv_prev is not None and o.w_temporal > 0:
+            d = ev.uv_px - uv_prev
+            cost += o.w_temporal * float(np.einsum("la,la->", d, d))
+            wsum = data.w + o.w_temporal
+            e = e + o.w_temporal * d
+        jf = ev.frame_jacobian()[:, :, self.active].reshape(-1, self.na)      # (2L, na)
+        # Eq. 2 (+ E_temporal): J^T W J and J^T W r with per-landmark weights
+        a = jf * np.sqrt(np.repeat(wsum, 2))[:, None]
+        h = a.T @ a
+        g = jf.T @ e.reshape(-1)
+        # E_expression, E_joints: diagonal
+        ie, ij = self._exp_pos, self._joint_pos
+        h[ie, ie] += o.w_expression
+        g[ie] += o.w_expression * x[self.active[ie]]
+        h[ij, ij] += o.w_joints
+        g[ij] += o.w_joints * x[self.active[ij]]
+        if self.intersect is not None:
+            r, _, jp = intersect_residuals(self.intersect, identity, x[self.s_exp], o.w_intersect)
+            if r.size:
+                cost += float(r @ r)
+                jpa = jp[:, self.active[ie]]
+                h[np.ix_(ie, ie)] += jpa.T @ jpa
+                g[ie] += jpa.T @ r
+        return cost, h, g, ev
+
+    def fit_frame(self, landmarks: Landmarks, intrinsics: Intrinsics,
+                  previous: FitParams | FitResult | None = None, identity: np.ndarray | None = None) -> FitResult:
+        """Tracking mode: pose, expression and eyes of one frame; identity and focal length fixed.
+
+        ``previous``: the last frame's fit (params or result; warm start and E_temporal) or None (PnP start on the mean head,
+        or on ``identity``). ``identity``: (n_id,), defaults to ``previous.identity`` or the mean (zeros).
+        The focal length is ``intrinsics.fx``. Degenerate input gives ``converged=False`` and a message.
+        """
+        o = self.options
+        if isinstance(previous, FitResult):
+            previous = previous.params
+        if identity is None:
+            identity = previous.identity if previous is not None else np.zeros(self.n_id)
+        identity = np.asarray(identity, dtype=np.float64)
+        if identity.shape != (self.n_id,) or not np.all(np.isfinite(identity)):
+            raise ValueError(f"identity must be ({self.n_id},) and finite, got shape {identity.shape}")
+        focal = float(intrinsics.fx)
+        cam = self.camera(intrinsics)
+        data = self._prepare(landmarks, intrinsics)
+        if previous is not None and not _params_finite(previous):
+            previous = None
+        if data.message:
+            return self._failed(previous, identity, intrinsics, data.message)
+        uv_prev = None
+        if previous is not None:
+            x = self.pack(previous)
+            ev = self._frame_eval(x, self.rest(identity), cam, jac=True)
+            if np.any(ev.x_mm[:, 2] < o.near_plane_mm):
+                return self._failed(previous, identity, intrinsics,
+                                    f"face is behind the camera: the previous fit puts landmarks at "
+                                    f"z = {ev.x_mm[:, 2].min():.0f} mm (near plane {o.near_plane_mm:.0f} mm)")
+            uv_prev = ev.uv_px
+        else:
+            x, msg = self.pnp_init(data, intrinsics, identity, focal)
+            if x is None:
+                return self._failed(None, identity, intrinsics, msg)
+            ev = self._frame_eval(x, self.rest(identity), cam, jac=True)
+            if self._behind(ev, data):
+                return self._failed(None, identity, intrinsics,
+                                    "face is behind the camera: PnP puts the landmarks at z = "
+                                    f"{ev.x_mm[data.used, 2].min():.0f} mm")
+        max_iter = o.max_iterations if previous is not None else max(o.max_iterations, o.max_iterations_init)
+        x, cost, iters, converged, msg = self._lm_single(x, identity, cam, data, uv_prev, ev, max_iter)
+        params = self.unpack(x, identity, focal)
+        uv = self.landmarks_px(params, intrinsics)
+        return FitResult(params, uv, cost, iters, converged, msg)
+
+    def _lm_single(self, x, identity, cam, data, uv_prev, ev, max_iter):
+        o = self.options
+        lam = o.initial_lambda
+        cost, h, g, ev = self.frame_system(x, identity, cam, data, uv_prev, ev)
+        ie = self._exp_pos
+        converged = False
+        it = 0
+        msg = ""
+        rest = self.rest(identity)
+        for it in range(1, max_iter + 1):
+            # projected LM: hold psi at a bound when the gradient pushes it outwards
+            psi = x[self.active[ie]]
+            held = ie[((psi <= 0.0) & (g[ie] > 0)) | ((psi >= 1.0) & (g[ie] < 0))]
+            free = np.ones(self.na, dtype=bool)
+            free[held] = False
+            hf = h[np.ix_(free, free)] if held.size else h.copy()
+            gf = g[free]
+            improved = False
+            for _ in range(8):
+                hd = hf + lam * np.diag(np.maximum(np.diag(hf), 1e-9))
+                try:
+                    c = scipy.linalg.cho_factor(hd, check_finite=False)
+                    step = scipy.linalg.cho_solve(c, -gf, check_finite=False)
+                except (np.linalg.LinAlgError, ValueError):
+                    lam *= 10.0
+                    continue
+                xn = x.copy()
+                xn[self.active[free]] += step
+                xn[self.s_exp] = np.clip(xn[self.s_exp], 0.0, 1.0)
+                evn = self._frame_eval(xn, rest, cam, jac=True)
+                if not np.all(np.isfinite(evn.uv_px)) or self._behind(evn, data):
+                    lam *= 10.0
+                    continue
+                cn, hn, gn, evn = self.frame_system(xn, identity, cam, data, uv_prev, evn)
+                if cn <= cost:
+                    rel = (cost - cn) / max(cost, 1e-300)
+                    small_step = (np.linalg.norm(xn - x) <= o.tolerance * (np.linalg.norm(x) + o.tolerance)
+                                  or np.abs(evn.uv_px - ev.uv_px).max() < o.tolerance_px)
+                    x, cost, h, g, ev = xn, cn, hn, gn, evn
+                    lam = max(lam / 10.0, 1e-9)
+                    improved = True
+                    if rel < o.tolerance or small_step:
+                        converged = True
+                    break
+                lam *= 10.0
+            if not improved:
+                converged = True  # no descent step exists at this damping: a (local) minimum
+                msg = ""
+                break
+            if converged:
+                break
+        if not converged:
+            msg = f"stopped after {max_iter} iterations"
+        return x, cost, it, converged, msg
+
+    def _failed(self, previous: FitParams | None, identity: np.ndarray, intr: Intrinsics,
+                message: str) -> FitResult:
+        """A finite placeholder result for degenerate input: the previous fit, or the mean face 60 cm ahead."""
+        log.debug("fit failed: %s", message)
+        params = previous if previous is not None else FitParams.neutral(self.n_id, self.n_exp, intr.fx)
+        params = params.replace(identity=np.asarray(identity, dtype=np.float64), focal_px=float(intr.fx))
+        ev = self._frame_eval(self.pack(params), self.rest(params.identity), self.camera(intr), jac=False)
+        z = np.maximum(ev.x_mm[:, 2], self.options.near_plane_mm)
+        uv = np.stack([intr.fx * ev.x_mm[:, 0] / z + intr.cx, intr.fy * ev.x_mm[:, 1] / z + intr.cy], axis=1)
+        return FitResult(params, uv, math.inf, 0, False, message)
+
+    # ------------------------------------------------------------------ batches: keyframes and offline
+    def fit_keyframes(self, landmarks: list[Landmarks], intrinsics: Intrinsics,
+                      previous: list[FitParams | None] | None = None, identity: np.ndarray | None = None,
+                      fit_identity: bool = True, fit_focal: bool = False) -> KeyframeFitResult:
+        """Identity (and, with ``fit_focal``, the focal length) shared over keyframes; pose and expression
+        per frame. ``previous``: per-frame starts (None entries: PnP). ``identity``: start (default zeros).
+        The focal length starts from ``intrinsics.fx``."""
+        return self._fit_batch(landmarks, intrinsics, previous, identity, fit_identity, fit_focal, temporal=False)
+
+    def fit_sequence(self, landmarks: list[Landmarks], intrinsics: Intrinsics,
+                     previous: list[FitParams | None] | None = None, identity: np.ndarray | None = None,
+                     fit_identity: bool = True, fit_focal: bool = False) -> KeyframeFitResult:
+        """Offline: all frames of a recording jointly, identity shared, E_temporal across the sequence.
+        Frames whose landmarks are degenerate are left out of the fit (their result says why)."""
+        return self._fit_batch(landmarks, intrinsics, previous, identity, fit_identity, fit_focal, temporal=True)
+
+    def _fit_batch(self, landmarks, intr, previous, identity, fit_identity, fit_focal, temporal):
+        o = self.options
+        n_frames = len(landmarks)
+        if n_frames == 0:
+            raise ValueError("no frames to fit")
+        if previous is not None and len(previous) != n_frames:
+            raise ValueError(f"previous has {len(previous)} entries for {n_frames} frames")
+        beta = np.zeros(self.n_id) if identity is None else np.asarray(identity, dtype=np.float64).copy()
+        focal = float(intr.fx)
+        datas = [self._prepare(lmk, intr) for lmk in landmarks]
+        xs: list[np.ndarray | None] = []
+        msgs = []
+        for i, d in enumerate(datas):
+            if d.message:
+                xs.append(None)
+                msgs.append(d.message)
+                continue
+            p = previous[i] if previous is not None else None
+            if p is not None and _params_finite(p):
+                x = self.pack(p)
+            else:
+                x, m = self.pnp_init(d, intr, beta, focal)
+                if x is None:
+                    xs.append(None)
+                    msgs.append(m)
+                    continue
+            ev = self._frame_eval(x, self.rest(beta), self.camera(intr, focal), jac=False)
+            if self._behind(ev, d):
+                xs.append(None)
+                msgs.append("face is behind the camera at the start of the fit")
+                continue
+            xs.append(x)
+            msgs.append("")
+        idx = [i for i, x in enumerate(xs) if x is not None]
+        if not idx:
+            frames = [self._failed(None, beta, intr, m) for m in msgs]
+            return KeyframeFitResult(beta, focal, None, None, frames, math.inf, 0, False,
+                                     "no frame could be fitted: " + msgs[0])
+        xf = np.stack([xs[i] for i in idx])                                   # (F, nf)
+        dat = [datas[i] for i in idx]
+        # temporal pairs only between frames that were consecutive in the input
+        pairs = [(a, a + 1) for a in range(len(idx) - 1) if temporal and idx[a + 1] == idx[a] + 1]
+        xf, beta, focal, cost, iters, conv, cov_s = self._lm_batch(xf, beta, focal, intr, dat, pairs,
+                                                                   fit_identity, fit_focal)
+        frames: list[FitResult] = []
+        k = 0
+        for i in range(n_frames):
+            if xs[i] is None:
+                frames.append(self._failed(None, beta, intr, msgs[i]))
+                continue
+            params = self.unpack(xf[k], beta, focal)
+            intr_f = intr.with_focal(focal)
+            frames.append(FitResult(params, self.landmarks_px(params, intr_f),
+                                    self.frame_cost(xf[k], beta, self.camera(intr, focal), dat[k], None),
+                                    iters, conv, "" if conv else "batch fit did not converge"))
+            k += 1
+        ns_id = self.n_id if fit_identity else 0
+        focal_std = id_std = None
+        if cov_s is not None:
+            var = np.clip(np.diag(cov_s), 0.0, None)
+            if fit_identity:
+                id_std = np.sqrt(var[:ns_id])
+            if fit_focal:
+                focal_std = float(np.sqrt(var[ns_id]))
+        n_bad = n_frames - len(idx)
+        msg = "" if conv else f"stopped after {iters} iterations"
+        if n_bad:
+            msg = (msg + "; " if msg else "") + f"{n_bad} of {n_frames} frames left out (degenerate input)"
+        return KeyframeFitResult(beta, focal, focal_std, id_std, frames, cost, iters, conv, msg)
+
+    def _batch_system(self, xf, beta, focal, intr, dat, pairs, fit_id, fit_focal):
+        """Block-arrow (+ tridiagonal) normal equations. -> cost, Hff (F, na, na), Hoff (list of
+        (i, j, na, na) for j = i + 1), Hfs (F, na, ns), Hss, gf (F, na), gs (ns,)."""
+        o = self.options
+        rest = self.rest(beta)
+        cam = self.camera(intr, focal)
+        n_frames = xf.shape[0]
+        ns = (self.n_id if fit_id else 0) + (1 if fit_focal else 0)
+        hff = np.zeros((n_frames, self.na, self.na))
+        hfs = np.zeros((n_frames, self.na, ns))
+        hss = np.zeros((ns, ns))
+        gf = np.zeros((n_frames, self.na))
+        gs = np.zeros(ns)
+        cost = 0.0
+        jfs, jss, uvs = [], [], []
+        ie, ij = self._exp_pos, self._joint_pos
+        for f in range(n_frames):
+            x = xf[f]
+            ev = self._frame_eval(x, rest, cam, jac=True, jac_id=fit_id, jac_focal=fit_focal)
+            if not np.all(np.isfinite(ev.uv_px)) or self._behind(ev, dat[f]):
+                return None
+            d = dat[f]
+            res = ev.uv_px - d.mu
+            cost += float(d.w @ np.einsum("la,la->l", res, res)) + self._prior_cost(x)
+            jf = ev.frame_jacobian()[:, :, self.active].reshape(-1, self.na)
+            parts = []
+            if fit_id:
+                parts.append(ev.d_identity.reshape(-1, self.n_id))
+            if fit_focal:
+                parts.append(ev.d_focal.reshape(-1, 1))
+            js = np.concatenate(parts, axis=1) if parts else np.zeros((jf.shape[0], 0))
+            sw = np.sqrt(np.repeat(d.w, 2))[:, None]
+            a, b = jf * sw, js * sw
+            e = (res * d.w[:, None]).reshape(-1)
+            hff[f] = a.T @ a
+            hfs[f] = a.T @ b
+            hss += b.T @ b
+            gf[f] = jf.T @ e
+            gs += js.T @ e
+            hff[f, ie, ie] += o.w_expression
+            gf[f, ie] += o.w_expression * x[self.active[ie]]
+            hff[f, ij, ij] += o.w_joints
+            gf[f, ij] += o.w_joints * x[self.active[ij]]
+            if self.intersect is not None:
+                r, jb, jp = intersect_residuals(self.intersect, beta, x[self.s_exp], o.w_intersect)
+                if r.size:
+                    cost += float(r @ r)
+                    jpa = jp[:, self.active[ie]]
+                    hff[f][np.ix_(ie, ie)] += jpa.T @ jpa
+                    gf[f, ie] += jpa.T @ r
+                    if fit_id:
+                        hss[:self.n_id, :self.n_id] += jb.T @ jb
+                        gs[:self.n_id] += jb.T @ r
+                        hfs[f][ie, :self.n_id] += jpa.T @ jb
+            jfs.append(jf)
+            jss.append(js)
+            uvs.append(ev.uv_px)
+        hoff = []
+        wt = o.w_temporal
+        if pairs and wt > 0:
+            for i, j in pairs:
+                # E_temporal: r = sqrt(w) (x_j - x_i) between consecutive frames i, j = i + 1
+                r = (uvs[j] - uvs[i]).reshape(-1)
+                cost += wt * float(r @ r)
+                ji, jj = jfs[i], jfs[j]
+                hff[i] += wt * ji.T @ ji
+                hff[j] += wt * jj.T @ jj
+                hoff.append((i, j, -wt * ji.T @ jj))
+                gf[i] -= wt * ji.T @ r
+                gf[j] += wt * jj.T @ r
+                if ns:
+                    ds = jss[j] - jss[i]
+                    hss += wt * ds.T @ ds
+                    hfs[i] -= wt * ji.T @ ds
+                    hfs[j] += wt * jj.T @ ds
+                    gs += wt * ds.T @ r
+        if fit_id:
+            # E_identity = |beta|^2 / 2
+            s = o.w_identity / 2.0
+            hss[np.arange(self.n_id), np.arange(self.n_id)] += s
+            gs[:self.n_id] += s * beta
+            cost += s * float(beta @ beta)
+        elif self.n_id:
+            cost += o.w_identity / 2.0 * float(beta @ beta)
+        return cost, hff, hoff, hfs, hss, gf, gs, uvs
+
+    def _solve_batch(self, hff, hoff, hfs, hss, gf, gs, lam, held):
+        """Damped block-arrow solve by banded Cholesky + Schur complement. -> (dx (F, na), ds (ns,))."""
+        n_frames, na, _ = hff.shape
+        ns = hss.shape[0]
+        n = n_frames * na
+        hff = hff.copy()
+        hfs = hfs.copy()
+        gf = gf.copy()
+        diag_idx = np.arange(na)
+        for f in range(n_frames):
+            dg = hff[f, diag_idx, diag_idx]
+            hff[f, diag_idx, diag_idx] += lam * np.maximum(dg, 1e-9)
+        hoff = [(i, j, m.copy()) for i, j, m in hoff]
+        # hold parameters: identity rows/cols, zero gradient
+        fh, ph = np.nonzero(held)
+        if fh.size:
+            hff[fh, ph, :] = 0.0
+            hff[fh, :, ph] = 0.0
+            hff[fh, ph, ph] = 1.0
+            hfs[fh, ph, :] = 0.0
+            gf[fh, ph] = 0.0
+            for i, j, m in hoff:
+                m[ph[fh == i], :] = 0.0
+                m[:, ph[fh == j]] = 0.0
+        u = (2 * na - 1) if hoff else (na - 1)
+        ab = np.zeros((u + 1, n))
+        r_idx, c_idx = np.triu_indices(na)
+        for f in range(n_frames):
+            o = f * na
+            ab[u + r_idx - c_idx, o + c_idx] = hff[f, r_idx, c_idx]
+        if hoff:
+            rr, cc = np.meshgrid(np.arange(na), np.arange(na), indexing="ij")
+            for i, j, m in hoff:
+                ab[u + (i * na + rr) - (j * na + cc), j * na + cc] = m
+        rhs = np.concatenate([gf.reshape(n, 1), hfs.reshape(n, ns)], axis=1)
+        sol = scipy.linalg.solveh_banded(ab, rhs, check_finite=False)
+        ainv_g, ainv_b = sol[:, 0], sol[:, 1:]
+        if ns:
+            b = hfs.reshape(n, ns)
+            s = hss + lam * np.diag(np.maximum(np.diag(hss), 1e-9)) - b.T @ ainv_b
+            c = scipy.linalg.cho_factor(s, check_finite=False)
+            ds = -scipy.linalg.cho_solve(c, gs - b.T @ ainv_g, check_finite=False)
+            dx = -(ainv_g + ainv_b @ ds)
+        else:
+            ds = np.zeros(0)
+            dx = -ainv_g
+        return dx.reshape(n_frames, na), ds
+
+    def _lm_batch(self, xf, beta, focal, intr, dat, pairs, fit_id, fit_focal):
+        o = self.options
+        lam = o.initial_lambda
+        ie = self._exp_pos
+        sysm = self._batch_system(xf, beta, focal, intr, dat, pairs, fit_id, fit_focal)
+        if sysm is None:
+            raise RuntimeError("the starting point puts a face behind the camera")
+        converged = False
+        it = 0
+        for it in range(1, o.max_iterations_batch + 1):
+            cost, hff, hoff, hfs, hss, gf, gs, _ = sysm
+            psi = xf[:, self.active[ie]]
+            gpsi = gf[:, ie]
+            held = np.zeros((xf.shape[0], self.na), dtype=bool)
+            held[:, ie] = ((psi <= 0.0) & (gpsi > 0)) | ((psi >= 1.0) & (gpsi < 0))
+            improved = False
+            for _ in range(8):
+                try:
+                    dx, ds = self._solve_batch(hff, hoff, hfs, hss, gf, gs, lam, held)
+                except (np.linalg.LinAlgError, ValueError):
+                    lam *= 10.0
+                    continue
+                xn = xf.copy()
+                xn[:, self.active] += dx
+                xn[:, self.s_exp] = np.clip(xn[:, self.s_exp], 0.0, 1.0)
+                bn, fn = beta, focal
+                k = 0
+                if fit_id:
+                    bn = beta + ds[:self.n_id]
+                    k = self.n_id
+                if fit_focal:
+                    fn = focal + float(ds[k])
+                    if fn <= 1.0:
+                        lam *= 10.0
+                        continue
+                new = self._batch_system(xn, bn, fn, intr, dat, pairs, fit_id, fit_focal)
+                if new is not None and np.isfinite(new[0]) and new[0] <= cost:
+                    rel = (cost - new[0]) / max(cost, 1e-300)
+                    moved = max(np.abs(a - b).max() for a, b in zip(new[-1], sysm[-1]))
+                    xf, beta, focal, sysm = xn, bn, fn, new
+                    lam = max(lam / 10.0, 1e-9)
+                    improved = True
+                    converged = rel < o.tolerance or moved < o.tolerance_px
+                    break
+                lam *= 10.0
+            if not improved:
+                converged = True
+                break
+            if converged:
+                break
+        cost, hff, hoff, hfs, hss, gf, gs, _ = sysm
+        cov_s = None
+        if hss.shape[0]:
+            # marginal covariance of the shared parameters: inverse of the Schur complement of 2 J^T J
+            try:
+                cov_s = self._shared_covariance(hff, hoff, hfs, hss)
+            except (np.linalg.LinAlgError, ValueError) as exc:
+                log.debug("no covariance: %s", exc)
+        return xf, beta, focal, cost, it, converged, cov_s
+
+    def _shared_covariance(self, hff, hoff, hfs, hss):
+        n_frames, na, _ = hff.shape
+        ns = hss.shape[0]
+        n = n_frames * na
+        u = (2 * na - 1) if hoff else (na - 1)
+        ab = np.zeros((u + 1, n))
+        r_idx, c_idx = np.triu_indices(na)
+        for f in range(n_frames):
+            ab[u + r_idx - c_idx, f * na + c_idx] = hff[f, r_idx, c_idx] + (
+                1e-9 * (r_idx == c_idx))
+        if hoff:
+            rr, cc = np.meshgrid(np.arange(na), np.arange(na), indexing="ij")
+            for i, j, m in hoff:
+                ab[u + (i * na + rr) - (j * na + cc), j * na + cc] = m
+        b = hfs.reshape(n, ns)
+        ainv_b = scipy.linalg.solveh_banded(ab, b, check_finite=False)
+        s = hss - b.T @ ainv_b
+        return np.linalg.inv(2.0 * s)
+
+
+def _params_finite(p: FitParams) -> bool:
+    return bool(np.all(np.isfinite(p.identity)) and np.all(np.isfinite(p.expression))
+                and np.all(np.isfinite(p.root_rotation)) and np.all(np.isfinite(p.translation_mm))
+                and np.all(np.isfinite(p.joints)) and np.isfinite(p.focal_px))
+
+
+def _distort(uv: np.ndarray, x_mm: np.ndarray, intr: Intrinsics) -> np.ndarray:
+    if not intr.dist_coeffs or not any(c != 0 for c in intr.dist_coeffs):
+        return uv
+    import cv2
+    pts, _ = cv2.projectPoints(x_mm.reshape(-1, 1, 3), np.zeros(3), np.zeros(3), intr.matrix,
+                               np.asarray(intr.dist_coeffs))
+    return pts.reshape(-1, 2)
