@@ -1,0 +1,132 @@
+"""Turning a TrackedFrame into what the views draw (``DisplayFrame``), in the worker thread.
+
+No Qt here: the worker calls :meth:`FramePreparer.prepare` for each frame it will show, so the GUI thread only
+uploads arrays. The posed mesh comes from ``tracker.pipeline.fit_vertices`` (camera-space mm).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tracker.face.model import HeadModel
+from tracker.gui.geometry import (VertexNormals, gaze_angles_deg, head_euler_deg, select_parts, sigma_colors,
+                                  unique_edges, unproject_pixels)
+from tracker.types import CM_TO_MM, MODEL_TO_CAMERA_AXES, TrackedFrame
+
+log = logging.getLogger(__name__)
+
+#: mesh parts drawn over the video (skin only: eyes, teeth and lashes would clutter a translucent overlay)
+OVERLAY_PARTS = ("Face",)
+#: mesh parts drawn in the orbitable head view
+HEAD_PARTS = ("Face", "BackHead", "ScleraLeft", "IrisLeft", "ScleraRight", "IrisRight")
+#: depth (mm) of the plane the 2D landmarks are placed on in the overlay (nearer than any face)
+LANDMARK_PLANE_MM = 50.0
+
+
+@dataclass(frozen=True, eq=False)
+class MeshTopology:
+    """The drawn subset of the head mesh.
+
+    vertex_ids: (M,) indices into the model's vertices (the union of both views' parts);
+    overlay_faces / head_faces: (F, 3) uint32 into vertex_ids; overlay_edges: (E, 2) uint32 wireframe edges.
+    """
+
+    vertex_ids: np.ndarray
+    overlay_faces: np.ndarray
+    overlay_edges: np.ndarray
+    head_faces: np.ndarray
+
+
+def mesh_topology(model: HeadModel, overlay_parts=OVERLAY_PARTS, head_parts=HEAD_PARTS) -> MeshTopology:
+    """Pick the parts of ``model`` to draw. Parts the model does not have are left out with a log line."""
+    def known(parts):
+        ok = tuple(p for p in parts if p in model.part_names)
+        if len(ok) != len(parts):
+            log.info("head model has no parts %s; drawing %s", sorted(set(parts) - set(ok)), ok)
+        return ok or None
+
+    all_parts = known(tuple(dict.fromkeys(overlay_parts + head_parts)))
+    vertex_ids, _ = select_parts(model.faces, model.vertex_part, model.part_names, all_parts)
+    remap = np.full(model.n_vertices, -1, dtype=np.int64)
+    remap[vertex_ids] = np.arange(vertex_ids.shape[0])
+
+    def faces_of(parts):
+        ids, faces = select_parts(model.faces, model.vertex_part, model.part_names, known(parts))
+        return remap[ids][faces].astype(np.uint32)
+
+    overlay = faces_of(overlay_parts)
+    return MeshTopology(vertex_ids, overlay, unique_edges(overlay), faces_of(head_parts))
+
+
+@dataclass(frozen=True, eq=False)
+class DisplayFrame:
+    """Everything the window shows for one frame, ready to draw.
+
+    image: (H, W, 3) BGR; vertices_mm/normals_cam: (M, 3) float32 camera space, or None (no face);
+    head_vertices_cm/normals_head: (M, 3) the same head in model axes (cm), centred on the model origin, with
+    the fitted rotation (so it turns like the face) for the orbit view; landmark_points: (L, 3) on the
+    landmark plane, landmark_colors: (L, 4) by sigma.
+    """
+
+    tracked: TrackedFrame
+    vertices_mm: np.ndarray | None = None
+    normals_cam: np.ndarray | None = None
+    head_vertices_cm: np.ndarray | None = None
+    normals_head: np.ndarray | None = None
+    landmark_points: np.ndarray | None = None
+    landmark_colors: np.ndarray | None = None
+    euler_deg: tuple[float, float, float] | None = None
+    gaze_deg: tuple[tuple[float, float], tuple[float, float]] | None = None
+    sigma_mean_px: float = math.nan
+    prepare_ms: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+class FramePreparer:
+    """Prepares DisplayFrames. ``model`` None: no mesh (landmarks and numbers only).
+
+    ``fit_vertices(model, fit) -> (N, 3)`` camera-space mm of all model vertices; by default
+    ``tracker.pipeline.fit_vertices``.
+    """
+
+    def __init__(self, model: HeadModel | None, topology: MeshTopology | None = None, fit_vertices=None):
+        self.model = model
+        self.topology = topology if topology is not None or model is None else mesh_topology(model)
+        if fit_vertices is None and model is not None:
+            from tracker.pipeline import fit_vertices as fit_vertices  # noqa: PLC0415
+        self.fit_vertices = fit_vertices
+        self._normals = (None if self.topology is None
+                         else VertexNormals(self.topology.head_faces, self.topology.vertex_ids.shape[0]))
+        self.mesh = True
+        self.landmarks = True
+
+    def prepare(self, tf: TrackedFrame) -> DisplayFrame:
+        import time
+
+        t0 = time.perf_counter()
+        out: dict = {}
+        fit = tf.fit
+        if tf.landmarks is not None and self.landmarks:
+            out["landmark_points"] = unproject_pixels(tf.landmarks.mu_px, tf.intrinsics, LANDMARK_PLANE_MM)
+            out["landmark_colors"] = sigma_colors(tf.landmarks.sigma_px)
+            out["sigma_mean_px"] = float(np.mean(tf.landmarks.sigma_px))
+        if fit is not None and tf.tracked:
+            p = fit.params
+            out["euler_deg"] = head_euler_deg(p.root_rotation)
+            if p.joints is not None and len(p.joints) >= 4:
+                out["gaze_deg"] = (gaze_angles_deg(p.joints[2]), gaze_angles_deg(p.joints[3]))
+            if self.model is not None and self.mesh and self.topology is not None:
+                verts = np.asarray(self.fit_vertices(self.model, fit))[self.topology.vertex_ids]
+                verts = verts.astype(np.float32, copy=False)
+                normals = self._normals(verts)
+                out["vertices_mm"] = verts
+                out["normals_cam"] = normals
+                # camera mm -> model axes cm about the model origin (rotation kept): x_m = A (x_c - t) / 10
+                axes = MODEL_TO_CAMERA_AXES.astype(np.float32)  # its own inverse
+                out["head_vertices_cm"] = ((verts - p.translation_mm.astype(np.float32)) @ axes) / CM_TO_MM
+                out["normals_head"] = normals @ axes
+        return DisplayFrame(tracked=tf, prepare_ms=(time.perf_counter() - t0) * 1e3, **out)
