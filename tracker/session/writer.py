@@ -203,12 +203,12 @@ class SessionWriter:
         when it was not the user's choice (e.g. the camera was unplugged), stored in the metadata."""
         with self._lock:
             if not self._closed:
+                if reason:
+                    self.meta["end_reason"] = reason  # read by the writer thread after _STOP
                 self._closed = True
                 self._queue.put(_STOP)
         if self._thread is not threading.current_thread():
             self._thread.join()
-        if reason:
-            self.meta["end_reason"] = reason
         dur = 0.0 if self._first_ts is None else (self._last_ts - self._first_ts) / 1e9
         return SessionSummary(self.folder, self.frames_written, self.video_frames, dur,
                               "" if self.error is None else str(self.error), self.lost_frames, dict(self.meta))

@@ -1,0 +1,344 @@
+"""The tracking pipeline: frames in, TrackedFrames out (plain Python over numpy; no Qt, no torch).
+
+One frame (DESIGN.md, data flow)::
+
+    ROI   from the previous frame's fit: the model's 68 iBUG landmarks projected through the fitted camera ->
+          eyes + mouth -> fixed triangle (tracker.roi); when there is none or tracking was lost: the face
+          detector (BlazeFace), then one refine pass (ROI from the network's own landmarks)
+    network  S x S crop -> mu (L, 2), sigma (L,) in image px (onnxruntime, one thread)
+    fit   Levenberg-Marquardt warm-started from the previous frame (pose, expression, eyes)
+    lost  network uncertainty / fit residual too large (tracker.landmarks.lost) -> untracked; when the ROI
+          came from the previous fit, the frame is tried once more from the detector
+
+``TrackedFrame.timings_ms`` has ``decode`` (time spent waiting for the source), ``roi`` (ROI from the fit,
+or the detector), ``detect`` (the detector's part of ``roi``, 0 when it did not run), ``network``, ``fit``
+(fit and the lost test) and ``total`` (all of them, decode included).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from tracker.roi import roi_from_points, roi_points_from_ibug68
+from tracker.types import (CM_TO_MM, DEFAULT_HFOV_DEG, MODEL_TO_CAMERA_AXES, FitParams, FitResult, Frame,
+                           Intrinsics, Landmarks, Roi, TrackedFrame)
+
+log = logging.getLogger(__name__)
+
+
+class PipelineError(Exception):
+    """The pipeline cannot be built (no landmark model, no head model ...); the message is for the user."""
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    """landmark_model: the ONNX file (default ``assets/landmark_model.onnx``); threads: onnxruntime threads;
+    intrinsics: the camera (e.g. from a calibration profile; rescaled to the frame size), else the source's
+    hint, else ``hfov_deg``; identity: (n_id,) a face profile's identity (mean face when None);
+    refine_passes: network passes with a ROI from its own landmarks after a detection;
+    redetect_every: run the detector every N frames even while tracking (0: only when lost);
+    fit_options: a ``tracker.fitting.energy.FitOptions`` (the fitter's defaults when None);
+    min_detection_score: BlazeFace threshold."""
+
+    landmark_model: Path | None = None
+    threads: int = 1
+    intrinsics: Intrinsics | None = None
+    hfov_deg: float = DEFAULT_HFOV_DEG
+    identity: np.ndarray | None = None
+    refine_passes: int = 1
+    redetect_every: int = 0
+    fit_options: object | None = None
+    min_detection_score: float = 0.5
+
+
+# ------------------------------------------------------------------------------------------ mesh on demand
+
+
+class _FullMesh:
+    """The full head mesh posed by FitParams (the forward model of ``tracker.face.model``), identity cached."""
+
+    def __init__(self, model):
+        self.model = model
+        self._key: bytes | None = None
+        self._rest = None
+        self._joints = None
+
+    def _identity_rest(self, beta: np.ndarray):
+        key = beta.tobytes()
+        if key != self._key:
+            m = self.model
+            b32 = beta.astype(np.float32)
+            self._rest = m.neutral_cm + np.tensordot(b32, m.identity_basis_cm, axes=1)          # (N, 3)
+            self._joints = (np.asarray(m.joints_neutral_cm, np.float64)
+                            + np.tensordot(beta, np.asarray(m.joints_identity_basis_cm, np.float64), axes=1))
+            self._key = key
+        return self._rest, self._joints
+
+    def posed_mm(self, p: FitParams) -> np.ndarray:
+        from tracker.fitting.landmark_model import pose_skeleton
+        from tracker.fitting.rotation import rodrigues
+
+        m = self.model
+        beta = np.asarray(p.identity, np.float64)
+        rest, joints_cm = self._identity_rest(beta)
+        # rest shape T(beta, psi) = neutral + B_id beta + B_exp psi
+        t = rest + np.tensordot(np.asarray(p.expression, np.float32), m.expression_basis_cm, axes=1)
+        sk = pose_skeleton(joints_cm, np.asarray(p.joints, np.float64).reshape(-1, 3),
+                           np.asarray(m.joint_parents, np.int64))
+        w = np.asarray(m.skin_weights, np.float32)
+        # linear blend skinning v' = sum_k w_k (A_k T + b_k)
+        a = (w @ sk.a.reshape(len(sk.a), 9).astype(np.float32)).reshape(-1, 3, 3)
+        posed = np.einsum("nab,nb->na", a, t) + w @ sk.b.astype(np.float32)
+        # camera: x = R_root (10 M v') + t
+        r = rodrigues(np.asarray(p.root_rotation, np.float64)) @ (CM_TO_MM * MODEL_TO_CAMERA_AXES)
+        return posed.astype(np.float64) @ r.T + np.asarray(p.translation_mm, np.float64)
+
+
+_MESHES: dict[int, _FullMesh] = {}
+
+
+def fit_vertices(model, fit: FitResult | FitParams) -> np.ndarray:
+    """(N, 3) camera-space millimetres of every vertex of ``model`` posed by a fit (or its FitParams).
+
+    Uses ``tracker.face.forward.posed_vertices`` when the head-model package provides it, else the same
+    forward model here (identity part cached per identity, so per frame only expressions and skinning run).
+    """
+    params = fit.params if isinstance(fit, FitResult) else fit
+    try:
+        from tracker.face import forward
+    except ImportError:
+        forward = None
+    if forward is not None and hasattr(forward, "posed_vertices"):
+        try:
+            return np.asarray(forward.posed_vertices(model, params), dtype=np.float64)
+        except TypeError:
+            pass
+    mesh = _MESHES.get(id(model))
+    if mesh is None or mesh.model is not model:
+        mesh = _MESHES[id(model)] = _FullMesh(model)
+    return mesh.posed_mm(params)
+
+
+# ------------------------------------------------------------------------------------------------- pipeline
+
+
+class Pipeline:
+    """Tracks frames one by one, carrying the last fit from frame to frame.
+
+    Components are built from ``options`` unless given (tests and benchmarks pass their own):
+    ``detector`` (``detect(image) -> [Detection]``), ``predictor`` (``LandmarkPredictor``), ``model``
+    (HeadModel), ``fitter`` (``FaceFitter``), ``ibug68_vertices`` ((68,) vertex ids for the ROI).
+    Raises PipelineError with the reason when a component cannot be built.
+    """
+
+    def __init__(self, options: PipelineOptions | None = None, *, detector=None, predictor=None, model=None,
+                 fitter=None, ibug68_vertices: np.ndarray | None = None):
+        self.options = options or PipelineOptions()
+        o = self.options
+        try:
+            if predictor is None:
+                from tracker.landmarks.predictor import LandmarkPredictor
+
+                predictor = LandmarkPredictor(o.landmark_model, threads=o.threads)
+            self.predictor = predictor
+            info = getattr(predictor, "info", None)
+            self.landmark_set_name = (getattr(info, "landmark_set", "") or "landmarks320") if info else "landmarks320"
+            if model is None:
+                from tracker.face.build import load_head_model
+
+                model = load_head_model()
+            self.model = model
+            if fitter is None or ibug68_vertices is None:
+                from tracker.face.landmark_sets import load_landmark_set
+            if fitter is None:
+                from tracker.fitting.solver import FaceFitter
+
+                fitter = FaceFitter(model, load_landmark_set(self.landmark_set_name), o.fit_options)
+            self.fitter = fitter
+            if ibug68_vertices is None:
+                ibug68_vertices = load_landmark_set("landmarks68").vertex_ids
+            if detector is None:
+                from tracker.detect import FaceDetector
+
+                detector = FaceDetector(min_score=o.min_detection_score)
+            self.detector = detector
+        except PipelineError:
+            raise
+        except (ImportError, FileNotFoundError, ValueError, OSError) as exc:
+            raise PipelineError(f"cannot start tracking: {exc}") from exc
+        from tracker.fitting.landmark_model import LandmarkModel
+
+        self._lm68 = LandmarkModel.from_head_model(model, np.asarray(ibug68_vertices))
+        self._rest68 = None
+        self._rest68_key: bytes | None = None
+        self.roi_weights = None
+        if o.refine_passes > 0:
+            try:
+                from tracker.landmarks.model_roi import roi_weights_for
+
+                self.roi_weights = roi_weights_for(self.landmark_set_name, int(getattr(predictor, "n_landmarks", 0)))
+            except Exception as exc:  # noqa: BLE001 - no refine pass is a quality loss, not a failure
+                log.info("no refine pass after detection: %s", exc)
+        self.crop_size = int(predictor.input_size)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the previous frame (the next frame starts from the detector)."""
+        self._previous: FitParams | None = None
+        self._frames_since_detect = 0
+
+    def describe(self) -> dict:
+        """Versions for a session's metadata."""
+        info = getattr(self.predictor, "info", None)
+        return {
+            "model_version": getattr(self.model, "version", ""),
+            "landmark_set": self.landmark_set_name,
+            "landmark_model": str(getattr(info, "path", "")),
+            "landmark_model_version": getattr(info, "version", ""),
+            "n_landmarks": int(getattr(self.predictor, "n_landmarks", 0) or 0),
+            "crop_size": self.crop_size,
+        }
+
+    # ---------------------------------------------------------------------------------------- stages
+    def intrinsics_for(self, frame: Frame, hint: Intrinsics | None = None) -> Intrinsics:
+        """The options' intrinsics, else the source's hint, else ``hfov_deg``; at the frame's size."""
+        intr = self.options.intrinsics or hint
+        if intr is None:
+            return Intrinsics.from_fov(frame.width, frame.height, self.options.hfov_deg)
+        if (intr.width, intr.height) != (frame.width, frame.height):
+            intr = intr.scaled_to(frame.width, frame.height)
+        return intr
+
+    def project68(self, params: FitParams, intrinsics: Intrinsics) -> np.ndarray:
+        """(68, 2) the fitted model's iBUG points in image px (pinhole, no distortion)."""
+        from tracker.fitting.landmark_model import Camera, evaluate
+
+        key = np.asarray(params.identity, np.float64).tobytes()
+        if key != self._rest68_key:
+            self._rest68 = self._lm68.rest_identity(params.identity)
+            self._rest68_key = key
+        cam = Camera(float(params.focal_px), float(intrinsics.cx), float(intrinsics.cy),
+                     float(intrinsics.fy / intrinsics.fx))
+        return evaluate(self._lm68, self._rest68, params.expression, params.root_rotation, params.translation_mm,
+                        params.joints, cam, jacobian=False).uv_px
+
+    def _roi_from_fit(self, params: FitParams, intr: Intrinsics) -> Roi | None:
+        try:
+            pts = self.project68(params, intr)
+            if not np.all(np.isfinite(pts)):
+                return None
+            return roi_from_points(roi_points_from_ibug68(pts), self.crop_size)
+        except ValueError as exc:
+            log.debug("ROI from the previous fit failed: %s", exc)
+            return None
+
+    def _detect(self, image: np.ndarray) -> tuple[Roi | None, float]:
+        """The detector's best face as a ROI (None: no face) and the detector's time in ms."""
+        t0 = time.perf_counter()
+        dets = self.detector.detect(image)
+        t_det = (time.perf_counter() - t0) * 1e3
+        if not dets:
+            return None, t_det
+        try:
+            return roi_from_points(dets[0].roi_points(), self.crop_size), t_det
+        except ValueError:
+            return None, t_det
+
+    def _network(self, image: np.ndarray, roi: Roi, refine: bool) -> tuple[Roi, Landmarks]:
+        lms = self.predictor.predict(image, roi)
+        if refine and self.roi_weights is not None:
+            from tracker.landmarks.refine import roi_points_from_landmarks
+
+            for _ in range(self.options.refine_passes):
+                try:
+                    roi = roi_from_points(roi_points_from_landmarks(lms.mu_px, self.roi_weights), self.crop_size)
+                except ValueError:
+                    break
+                lms = self.predictor.predict(image, roi)
+        return roi, lms
+
+    def _fit_and_check(self, lms: Landmarks, roi: Roi, intr: Intrinsics, previous: FitParams | None):
+        from tracker.landmarks.lost import tracking_lost
+
+        fit = self.fitter.fit_frame(lms, intr, previous, identity=self.options.identity)
+        if not np.isfinite(fit.cost):  # the fitter's answer to degenerate input: a placeholder and a message
+            return fit, f"fit failed: {fit.message or 'no finite cost'}"
+        decision = tracking_lost(lms, roi, fit.landmarks_px)
+        if decision.lost:
+            return fit, decision.reason
+        return fit, ""
+
+    def process(self, frame: Frame, intrinsics: Intrinsics | None = None, decode_ms: float = 0.0) -> TrackedFrame:
+        """Track one frame (the previous frame's fit is the starting point)."""
+        t_start = time.perf_counter()
+        intr = intrinsics if intrinsics is not None else self.intrinsics_for(frame)
+        image = frame.image
+        timings = {"decode": float(decode_ms), "roi": 0.0, "detect": 0.0, "network": 0.0, "fit": 0.0}
+        previous = self._previous
+        redetect = (self.options.redetect_every > 0 and self._frames_since_detect >= self.options.redetect_every)
+        attempts = ["fit"] if previous is not None and not redetect else []
+        attempts.append("detector")
+        roi = lms = fit = None
+        message = ""
+        tracked = False
+        for how in attempts:
+            t0 = time.perf_counter()
+            if how == "fit":
+                roi = self._roi_from_fit(previous, intr)
+                timings["roi"] += (time.perf_counter() - t0) * 1e3
+                if roi is None:
+                    continue
+            else:
+                roi, t_det = self._detect(image)
+                timings["roi"] += (time.perf_counter() - t0) * 1e3
+                timings["detect"] += t_det
+                self._frames_since_detect = 0
+                if roi is None:
+                    message = "no face found"
+                    lms = fit = None
+                    break
+            t1 = time.perf_counter()
+            roi, lms = self._network(image, roi, refine=(how == "detector"))
+            t2 = time.perf_counter()
+            timings["network"] += (t2 - t1) * 1e3
+            fit, reason = self._fit_and_check(lms, roi, intr, previous if how == "fit" else None)
+            timings["fit"] += (time.perf_counter() - t2) * 1e3
+            if not reason:
+                tracked, message = True, ""
+                break
+            message = f"tracking lost: {reason}"
+        self._frames_since_detect += 1
+        self._previous = fit.params if tracked else None
+        timings["total"] = (time.perf_counter() - t_start) * 1e3 + float(decode_ms)
+        return TrackedFrame(frame=frame, intrinsics=intr, roi=roi, landmarks=lms, fit=fit, tracked=tracked,
+                            timings_ms=timings, message=message)
+
+    def track(self, frames: Iterable[Frame], source=None, *, max_frames: int | None = None) -> Iterator[TrackedFrame]:
+        """TrackedFrames for ``frames`` (a FrameSource or any iterable of Frames). ``source``: where the frames
+        come from, for its ``intrinsics_hint`` (``frames`` itself when it is a source)."""
+        source = source if source is not None else frames
+        hint = getattr(source, "intrinsics_hint", None)
+        it = iter(frames)
+        n = 0
+        while max_frames is None or n < max_frames:
+            t0 = time.perf_counter()
+            try:
+                frame = next(it)
+            except StopIteration:
+                return
+            decode_ms = (time.perf_counter() - t0) * 1e3
+            yield self.process(frame, self.intrinsics_for(frame, hint), decode_ms)
+            n += 1
+
+
+def track(source, options: PipelineOptions | None = None, *, max_frames: int | None = None,
+          pipeline: Pipeline | None = None) -> Iterator[TrackedFrame]:
+    """Track a frame source (or iterable of Frames) with a new Pipeline (or ``pipeline``)."""
+    pipeline = pipeline or Pipeline(options)
+    return pipeline.track(source, max_frames=max_frames)
