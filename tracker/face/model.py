@@ -19,12 +19,15 @@ import numpy as np
 
 @dataclass(frozen=True, eq=False)
 class LandmarkSet:
-    """Named model vertices used as landmarks. ``vertex_ids``: (L,) int; ``names``/``regions``: L strings."""
+    """Named model vertices used as landmarks. ``vertex_ids``: (L,) int; ``names``/``regions``: L strings.
+    ``mirror``: (L,) int, the index of each landmark's left/right mirror landmark (itself on the mid-plane),
+    so a horizontally flipped image's landmarks are ``flipped[mirror]``; None when unknown."""
 
     name: str
     vertex_ids: np.ndarray
     names: tuple[str, ...]
     regions: tuple[str, ...]
+    mirror: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.vertex_ids.shape[0])
