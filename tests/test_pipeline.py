@@ -33,3 +33,89 @@ def test_fit_vertices_agree_with_the_fitters_forward_model(head_model):
     v0 = fit_vertices(head_model, FitParams.neutral(head_model.n_identity, head_model.n_expression, 600.0))
     face = head_model.vertex_part == head_model.part_names.index("Face")
     assert abs(np.median(v0[face, 0])) < 20 and 400 < v0[face, 2].min() < 600 < v0[face, 2].max()
+
+
+class _Oracle:
+    """Stands in for the network and the detector on blank frames whose pixel (0, 0) holds the frame number:
+    the landmarks are the true model's, projected, with 0.3 px noise (or garbage on ``garbage`` frames)."""
+
+    def __init__(self, model, truth, intr, ids320, ids68, garbage=(), no_face=()):
+        from tracker.face.forward import posed_vertices, project
+
+        self.input_size, self.n_landmarks, self.info = 128, len(ids320), None
+        self.uv = [project(posed_vertices(model, p, ids320), intr) for p in truth]
+        self.uv68 = [project(posed_vertices(model, p, ids68), intr) for p in truth]
+        self.garbage, self.no_face = set(garbage), set(no_face)
+        self.rng = np.random.default_rng(0)
+        self.detect_calls = []
+
+    def predict(self, image, roi):
+        from tracker.types import Landmarks
+
+        k = int(image[0, 0, 0])
+        n = self.n_landmarks
+        if k in self.garbage:
+            return Landmarks(self.rng.uniform(0, 400, (n, 2)), np.full(n, 150.0))
+        return Landmarks(self.uv[k] + self.rng.normal(scale=0.3, size=(n, 2)), np.full(n, 1.0))
+
+    def detect(self, image):
+        from tracker.detect import Detection
+
+        k = int(image[0, 0, 0])
+        self.detect_calls.append(k)
+        if k in self.no_face:
+            return []
+        p = self.uv68[k]
+        kp = np.stack([p[36:42].mean(0), p[42:48].mean(0), p[30], p[[48, 54]].mean(0), p[0], p[16]])
+        return [Detection(np.r_[p.min(0), p.max(0)], kp, 0.9)]
+
+
+def test_pipeline_tracks_redetects_and_times_its_stages(head_model):
+    from tracker.face.landmark_sets import load_landmark_set
+    from tracker.fitting.solver import FaceFitter
+    from tracker.pipeline import Pipeline, PipelineOptions
+    from tracker.types import Frame
+
+    intr = Intrinsics.from_fov(640, 480)
+    ids320 = load_landmark_set("landmarks320").vertex_ids
+    ids68 = load_landmark_set("landmarks68").vertex_ids
+    n = 14
+    truth = []
+    for k in range(n):
+        t = k / n
+        expr = np.zeros(head_model.n_expression)
+        expr[head_model.expression_names.index("jawOpen")] = 0.4 * t
+        truth.append(FitParams(np.zeros(head_model.n_identity), expr, np.array([0.05, 0.4 * t - 0.2, 0.02]),
+                               np.array([10.0 * t, -5.0, 600.0]), np.zeros((4, 3)), intr.fx))
+    oracle = _Oracle(head_model, truth, intr, ids320, ids68, garbage={6}, no_face={10})
+    pipe = Pipeline(PipelineOptions(intrinsics=intr, refine_passes=0), detector=oracle, predictor=oracle,
+                    model=head_model, fitter=FaceFitter(head_model, ids320), ibug68_vertices=ids68)
+    frames = []
+    for k in range(n):
+        img = np.zeros((480, 640, 3), np.uint8)
+        img[0, 0, 0] = k
+        frames.append(Frame(img, k * 33_000_000, k))
+    out = list(pipe.track(frames))
+    assert [tf.frame.index for tf in out] == list(range(n))
+    tracked = [tf.tracked for tf in out]
+    # 6: the network's answer is garbage, from the previous fit's ROI and again from the detector's;
+    # 7 starts from the detector; 10 (no face for the detector) is tracked from frame 9's fit without it
+    assert tracked == [True] * 6 + [False] + [True] * 7
+    assert "tracking lost: landmarks too uncertain" in out[6].message
+    assert oracle.detect_calls == [0, 6, 7]  # first frame, the lost frame's retry, the frame after
+    for tf in out:
+        assert set(tf.timings_ms) >= {"decode", "roi", "detect", "network", "fit", "total"}
+        assert tf.timings_ms["total"] >= tf.timings_ms["network"] + tf.timings_ms["fit"]
+    assert out[0].timings_ms["detect"] > 0 and out[3].timings_ms["detect"] == 0
+    from tracker.fitting.rotation import geodesic_deg
+    from tracker.session.export import head_rotation_model
+
+    for tf, p in zip(out, truth):
+        if tf.tracked:  # the head's orientation (root, neck and head joints together) and position
+            assert geodesic_deg(head_rotation_model(tf.fit.params), head_rotation_model(p)) < 2.5
+            assert np.linalg.norm(tf.fit.params.translation_mm - p.translation_mm) < 15
+            assert np.median(np.linalg.norm(tf.fit.landmarks_px - oracle.uv[tf.frame.index], axis=1)) < 1.0
+    # with nothing to track from, no face is "no face found"
+    pipe.reset()
+    none = pipe.process(frames[10])
+    assert not none.tracked and none.message == "no face found" and none.fit is None

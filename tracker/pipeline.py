@@ -264,15 +264,17 @@ class Pipeline:
         return roi, lms
 
     def _fit_and_check(self, lms: Landmarks, roi: Roi, intr: Intrinsics, previous: FitParams | None):
+        """(fit or None, reason lost or ""). Uncertain landmarks are rejected before fitting (no time spent)."""
         from tracker.landmarks.lost import tracking_lost
 
+        decision = tracking_lost(lms, roi)
+        if decision.lost:
+            return None, decision.reason
         fit = self.fitter.fit_frame(lms, intr, previous, identity=self.options.identity)
         if not np.isfinite(fit.cost):  # the fitter's answer to degenerate input: a placeholder and a message
             return fit, f"fit failed: {fit.message or 'no finite cost'}"
         decision = tracking_lost(lms, roi, fit.landmarks_px)
-        if decision.lost:
-            return fit, decision.reason
-        return fit, ""
+        return fit, decision.reason if decision.lost else ""
 
     def process(self, frame: Frame, intrinsics: Intrinsics | None = None, decode_ms: float = 0.0) -> TrackedFrame:
         """Track one frame (the previous frame's fit is the starting point)."""

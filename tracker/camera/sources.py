@@ -403,24 +403,31 @@ class VideoSource(_SourceBase):
 
 
 class DemoSource(_SourceBase):
-    """A built-in source that needs no camera and no data: an animated head.
+    """A built-in source that needs no camera: an animated head.
 
     When the head model and the software renderer are available (``tracker.face``), frames are renders of
-    the ICT head with a slowly changing pose and expression; otherwise a drawn cartoon face moves about, so
-    the app always opens on something. ``n_frames`` None means endless. Frames are paced at ``fps`` when
-    ``realtime`` is set.
+    the ICT head with a pose and expression that loop every ``loop_s`` seconds; otherwise a drawn cartoon
+    face moves about, so the app always opens on something. The software renderer is slow (about 0.4 s a
+    frame), so the loop is rendered at ``render_fps`` distinct poses, each on first use and cached: the first
+    loop plays at the renderer's speed, later ones at ``fps``. ``n_frames`` None means endless; frames are
+    paced at ``fps`` when ``realtime`` is set (as a live camera would be: the newest pose for the time).
     """
 
     is_live = True
 
     def __init__(self, width: int = 640, height: int = 480, fps: float = 30.0, *, n_frames: int | None = None,
-                 realtime: bool = True, use_model: bool = True):
+                 realtime: bool = True, use_model: bool = True, loop_s: float = 4.0, render_fps: float = 10.0):
         self._width, self._height = int(width), int(height)
+        if self._width < 16 or self._height < 16:
+            raise SourceError(f"demo frames must be at least 16x16, got {self._width}x{self._height}")
         self.fps = float(fps)
         self.n_frames = n_frames
         self.realtime = realtime
+        self.loop_s = float(loop_s)
+        self.n_poses = max(1, int(round(loop_s * render_fps)))
         self.intrinsics_hint = Intrinsics.from_fov(self._width, self._height)
         self._closed = False
+        self._cache: dict[int, np.ndarray] = {}
         self._renderer = self._make_model_renderer() if use_model else None
         self.kind = "head model" if self._renderer is not None else "drawn face"
 
@@ -435,6 +442,10 @@ class DemoSource(_SourceBase):
     @property
     def description(self) -> str:
         return f"demo ({self.kind}, {self._width}x{self._height} @ {self.fps:g} fps)"
+
+    def _wave(self, t: float, cycles: int, phase: float = 0.0) -> float:
+        """sin with a whole number of cycles per loop, so the animation loops seamlessly."""
+        return math.sin(2 * math.pi * cycles * t / self.loop_s + phase)
 
     def _make_model_renderer(self):
         try:
@@ -451,39 +462,36 @@ class DemoSource(_SourceBase):
 
         intr = self.intrinsics_hint
         names = list(model.expression_names)
+        wave = self._wave
 
         def render(t: float) -> np.ndarray:
             expr = np.zeros(model.n_expression)
-            for name, w in (("jawOpen", 0.5 * (1 + math.sin(2.1 * t)) * 0.6),
-                            ("mouthSmile_L", 0.5 * (1 + math.sin(0.7 * t))),
-                            ("mouthSmile_R", 0.5 * (1 + math.sin(0.7 * t))),
-                            ("eyeBlink_L", 1.0 if (t % 4.0) < 0.15 else 0.0),
-                            ("eyeBlink_R", 1.0 if (t % 4.0) < 0.15 else 0.0),
-                            ("browInnerUp_L", 0.5 * (1 + math.sin(1.3 * t)) * 0.5),
-                            ("browInnerUp_R", 0.5 * (1 + math.sin(1.3 * t)) * 0.5)):
+            blink = 1.0 if (t % self.loop_s) < 0.12 * self.loop_s / 4 else 0.0
+            for name, w in (("jawOpen", 0.3 * (1 + wave(t, 3))),
+                            ("mouthSmile_L", 0.5 * (1 + wave(t, 1))), ("mouthSmile_R", 0.5 * (1 + wave(t, 1))),
+                            ("eyeBlink_L", blink), ("eyeBlink_R", blink),
+                            ("browInnerUp_L", 0.25 * (1 + wave(t, 2))), ("browInnerUp_R", 0.25 * (1 + wave(t, 2)))):
                 if name in names:
                     expr[names.index(name)] = w
-            rot = np.array([0.15 * math.sin(0.9 * t), 0.35 * math.sin(0.5 * t), 0.1 * math.sin(0.6 * t)])
+            rot = np.array([0.12 * wave(t, 1, 1.0), 0.35 * wave(t, 1), 0.08 * wave(t, 2, 0.5)])
             params = FitParams.neutral(model.n_identity, model.n_expression, intr.focal_px).replace(
                 expression=expr, root_rotation=rot,
-                translation_mm=np.array([20 * math.sin(0.4 * t), 10.0, 550.0 + 40 * math.sin(0.3 * t)]))
-            return render_head(model, params, intr)
-
-        try:
-            image = render(0.0)
-            if not isinstance(image, np.ndarray) or image.shape[:2] != (self._height, self._width):
-                raise ValueError(f"unexpected render {getattr(image, 'shape', None)}")
-        except Exception as exc:  # noqa: BLE001 - renderer signature differs or fails: fall back
-            log.info("demo source: rendering the head failed (%s); using a drawn face", exc)
-            return None
-
-        def render_bgr(t: float) -> np.ndarray:
-            img = render(t)
+                translation_mm=np.array([20 * wave(t, 1, 2.0), 10.0, 550.0 + 40 * wave(t, 1, 0.7)]))
+            out = render_head(model, params, intr)
+            img = np.asarray(getattr(out, "image", out))
             if img.ndim == 2:
                 img = np.repeat(img[:, :, None], 3, axis=2)
             return np.ascontiguousarray(img[:, :, :3]).astype(np.uint8, copy=False)
 
-        return render_bgr
+        try:
+            image = render(0.0)
+            if image.shape[:2] != (self._height, self._width):
+                raise ValueError(f"unexpected render size {image.shape}")
+        except Exception as exc:  # noqa: BLE001 - renderer signature differs or fails: fall back
+            log.info("demo source: rendering the head failed (%s); using a drawn face", exc)
+            return None
+        self._cache[0] = image
+        return render
 
     def _draw_face(self, t: float) -> np.ndarray:
         import cv2
@@ -491,9 +499,9 @@ class DemoSource(_SourceBase):
         w, h = self._width, self._height
         img = np.full((h, w, 3), (60, 50, 40), np.uint8)
         s = min(w, h) / 480.0
-        cx = w / 2 + 60 * s * math.sin(0.5 * t)
-        cy = h / 2 + 20 * s * math.sin(0.8 * t)
-        angle = 12 * math.sin(0.6 * t)
+        cx = w / 2 + 60 * s * self._wave(t, 1)
+        cy = h / 2 + 20 * s * self._wave(t, 2, 1.0)
+        angle = 12 * self._wave(t, 1, 0.5)
         rx, ry = int(95 * s), int(125 * s)
         cv2.ellipse(img, (int(cx), int(cy)), (rx, ry), angle, 0, 360, (150, 180, 220), -1, cv2.LINE_AA)
         c, sn = math.cos(math.radians(angle)), math.sin(math.radians(angle))
@@ -501,7 +509,7 @@ class DemoSource(_SourceBase):
         def at(dx: float, dy: float) -> tuple[int, int]:
             return int(cx + (dx * c - dy * sn) * s), int(cy + (dx * sn + dy * c) * s)
 
-        blink = (t % 4.0) < 0.15
+        blink = (t % self.loop_s) < 0.12 * self.loop_s / 4
         for ex in (-38, 38):
             if blink:
                 cv2.line(img, at(ex - 14, -25), at(ex + 14, -25), (40, 40, 40), max(1, int(3 * s)), cv2.LINE_AA)
@@ -510,22 +518,34 @@ class DemoSource(_SourceBase):
                             cv2.LINE_AA)
                 cv2.circle(img, at(ex, -25), int(6 * s), (60, 40, 20), -1, cv2.LINE_AA)
         cv2.line(img, at(0, -10), at(-6, 25), (110, 130, 170), max(1, int(3 * s)), cv2.LINE_AA)
-        mouth_open = 4 + 18 * 0.5 * (1 + math.sin(2.1 * t))
+        mouth_open = 4 + 9 * (1 + self._wave(t, 3))
         cv2.ellipse(img, at(0, 55), (int(30 * s), int(mouth_open * s)), angle, 0, 360, (60, 40, 120), -1,
                     cv2.LINE_AA)
         return img
+
+    def image_at(self, t: float) -> np.ndarray:
+        """The demo image for time ``t`` seconds (the loop's nearest rendered pose; cached)."""
+        k = int(round((t % self.loop_s) / self.loop_s * self.n_poses)) % self.n_poses
+        image = self._cache.get(k)
+        if image is None:
+            tk = k * self.loop_s / self.n_poses
+            image = self._renderer(tk) if self._renderer is not None else self._draw_face(tk)
+            self._cache[k] = image
+        return image
 
     def __iter__(self) -> Iterator[Frame]:
         start = time.monotonic()
         index = 0
         while not self._closed and (self.n_frames is None or index < self.n_frames):
-            t = index / self.fps
-            image = self._renderer(t) if self._renderer is not None else self._draw_face(t)
             if self.realtime:
-                delay = start + t - time.monotonic()
+                due = start + index / self.fps
+                delay = due - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
-            yield Frame(image=image, timestamp_ns=int(round(t * 1e9)), index=index)
+                t = time.monotonic() - start  # live: the pose for now, even when rendering is slow
+            else:
+                t = index / self.fps
+            yield Frame(image=self.image_at(t), timestamp_ns=int(round(t * 1e9)), index=index)
             index += 1
 
     def close(self) -> None:
