@@ -9,9 +9,10 @@
     Mean and median are over the images where the method found a face; ``failure_rate`` counts, over all
     held-out images, those where no face was found plus those with NME above ``FAILURE_NME``.
 (c) ``calibration``: the share of landmark errors within 1 and 2 sigma (a calibrated circular Gaussian gives
-    39.3 % and 86.5 %), on synthetic validation renders with exact labels when they exist; otherwise on the
-    held-out 300-W images through the label-translated 68 points, whose sigma is propagated through the
-    linear map (``var_k = sum_j W_jk^2 sigma_j^2``) -- that version also counts annotation noise and the
+    39.3 % and 86.5 %), on synthetic validation renders with exact labels (``synthetic_val.npz`` of
+    ``tracker.training.data``, ground-truth ROI, every landmark with a positive weight) when they exist;
+    otherwise on the held-out 300-W images: the label-translated 68 points against the sigma of the network's
+    landmark at (or nearest to) each iBUG vertex -- that version also counts annotation noise and the
     translation's own error, so it is only a rough check.
 """
 
@@ -39,6 +40,8 @@ def add_arguments(p) -> None:
                    help="use at most N held-out and 4N training images (quick runs)")
     p.add_argument("--model", default=None, help="ONNX landmark model (default assets/landmark_model.onnx)")
     p.add_argument("--no-mediapipe", action="store_true", help="skip the MediaPipe Face Mesh baseline")
+    p.add_argument("--synthetic", default=None, metavar="NPZ",
+                   help="synthetic validation renders (default: synthetic_val.npz of tracker.training.data)")
     p.add_argument("--timing-runs", type=int, default=300, help="network runs for the timing (default 300)")
 
 
@@ -142,21 +145,41 @@ def _calibration_shares(err_px: np.ndarray, sigma_px: np.ndarray) -> dict:
             "n_errors": int(r.size), "expected_calibrated": {"within_1_sigma": 0.393, "within_2_sigma": 0.865}}
 
 
-def synthetic_validation_set():
-    """The synthetic validation renders (a ``LabelledSet``) from the training-data package, or None."""
+@dataclass(frozen=True, eq=False)
+class LabelledImages:
+    """The npz contract of ``tracker.training.data``: images (M,), landmarks_px (M, L, 2), weights (M, L),
+    roi_points (M, 3, 2)."""
+
+    images: np.ndarray
+    landmarks_px: np.ndarray
+    weights: np.ndarray
+    roi_points: np.ndarray
+
+    def __len__(self) -> int:
+        return int(len(self.images))
+
+    @classmethod
+    def from_npz(cls, path: Path) -> "LabelledImages":
+        with np.load(path, allow_pickle=False) as z:
+            return cls(z["images"].astype(str), z["landmarks_px"].astype(np.float64),
+                       z["weights"].astype(np.float64), z["roi_points"].astype(np.float64))
+
+
+def synthetic_validation_set(path: str | Path | None = None) -> LabelledImages | None:
+    """The synthetic validation renders (``synthetic_val.npz`` of ``tracker.training.data``), or None."""
+    if path is None:
+        try:
+            from tracker.training.data import dataset_paths
+        except ImportError:
+            return None
+        path = dataset_paths().get("synthetic_val")
+        if path is None:
+            return None
     try:
-        from tracker.training import data as tdata
-    except ImportError:
+        return LabelledImages.from_npz(Path(path))
+    except (OSError, KeyError, ValueError) as exc:
+        log.warning("cannot read synthetic validation data %s: %s", path, exc)
         return None
-    for name in ("synthetic_validation_set", "load_synthetic_validation"):
-        fn = getattr(tdata, name, None)
-        if callable(fn):
-            try:
-                return fn()
-            except (FileNotFoundError, OSError, ValueError) as exc:
-                log.info("no synthetic validation data: %s", exc)
-                return None
-    return None
 
 
 def calibration_synthetic(predictor, labelled, limit: int | None) -> dict:
@@ -171,7 +194,7 @@ def calibration_synthetic(predictor, labelled, limit: int | None) -> dict:
         img = cv2.imread(str(labelled.images[i]))
         if img is None:
             continue
-        roi = roi_from_points(labelled.roi_points[i].astype(np.float64), predictor.input_size)
+        roi = roi_from_points(labelled.roi_points[i], predictor.input_size)
         lm = predictor.predict(img, roi)
         ok = labelled.weights[i] > 0
         errs.append(np.linalg.norm(lm.mu_px[ok] - labelled.landmarks_px[i][ok], axis=1))
@@ -183,8 +206,12 @@ def calibration_synthetic(predictor, labelled, limit: int | None) -> dict:
     return out
 
 
-def calibration_300w(samples: list[_Sample], w: np.ndarray) -> dict:
-    """Fallback: label-translated 68 points on held-out 300-W, sigma propagated through the ridge map."""
+def calibration_300w(samples: list[_Sample], w: np.ndarray, ibug_index: np.ndarray | None) -> dict:
+    """Fallback: label-translated 68 points on held-out 300-W against a sigma for each of them.
+
+    ``ibug_index`` (68,): the network landmark nearest to each iBUG point (its sigma is used); None: the
+    sigmas are propagated through the ridge map instead (``var_k = sum_j W_jk^2 sigma_j^2``, mean of x and y).
+    """
     from tracker.landmarks.decode import sigma_from_px
     from tracker.landmarks.label_translation import apply_ridge
 
@@ -194,19 +221,22 @@ def calibration_300w(samples: list[_Sample], w: np.ndarray) -> dict:
         if not s.held_out or s.ours is None:
             continue
         roi, mu, sig_px = s.ours
-        pred_n = apply_ridge(_frame_coords(mu, roi).ravel()[None], w)[0].reshape(68, 2)
-        sig_n = sigma_from_px(sig_px, roi.size, roi.scale_px)  # (L,) normalised
-        var_in = np.repeat(sig_n ** 2, 2)  # x and y of each landmark
-        var_out = (wx ** 2 * var_in[:, None]).sum(0).reshape(68, 2).mean(1)  # circular: mean of both axes
-        sig_out_px = np.sqrt(var_out) * 0.5 * roi.size * roi.scale_px
-        pred = _from_frame(pred_n, roi)
+        pred = _from_frame(apply_ridge(_frame_coords(mu, roi).ravel()[None], w)[0].reshape(68, 2), roi)
+        if ibug_index is not None:
+            sig_out_px = sig_px[ibug_index]
+        else:
+            var_in = np.repeat(sigma_from_px(sig_px, roi.size, roi.scale_px) ** 2, 2)  # x and y of each landmark
+            var_out = (wx ** 2 * var_in[:, None]).sum(0).reshape(68, 2).mean(1)
+            sig_out_px = np.sqrt(var_out) * 0.5 * roi.size * roi.scale_px
         errs.append(np.linalg.norm(pred - s.gt, axis=1))
         sigmas.append(sig_out_px)
     if not errs:
         return {"error": "no held-out 300-W faces found"}
     out = _calibration_shares(np.concatenate(errs), np.concatenate(sigmas))
-    out.update({"data": "held-out 300-W, label-translated 68 points, sigma propagated through the ridge map "
-                        "(no synthetic validation renders found; includes annotation noise)",
+    how = ("the sigma of the network landmark at (or nearest to) each iBUG vertex" if ibug_index is not None
+           else "sigma propagated through the ridge map")
+    out.update({"data": f"held-out 300-W, label-translated 68 points against {how} (no synthetic validation "
+                        "renders found; the errors include annotation noise and the translation's own error)",
                 "images": len(errs)})
     return out
 
@@ -296,11 +326,18 @@ def run(args) -> dict:
     results["nme_300w"] = nme
 
     if predictor is not None:
-        synth = synthetic_validation_set()
+        synth = synthetic_validation_set(getattr(args, "synthetic", None))
+        if synth is not None and len(synth) > 0 and synth.landmarks_px.shape[1] != predictor.n_landmarks:
+            log.warning("synthetic validation data has %d landmarks, the network %d: not used",
+                        synth.landmarks_px.shape[1], predictor.n_landmarks)
+            synth = None
         if synth is not None and len(synth) > 0:
             results["calibration"] = calibration_synthetic(predictor, synth, limit)
         elif w_ours is not None:
-            results["calibration"] = calibration_300w(samples, w_ours)
+            from tracker.landmarks.model_roi import nearest_landmark_to_ibug
+
+            ibug_index = nearest_landmark_to_ibug(predictor.info.landmark_set, predictor.n_landmarks)
+            results["calibration"] = calibration_300w(samples, w_ours, ibug_index)
         else:
             results["calibration"] = {"error": "no data for the calibration"}
     return results
