@@ -79,3 +79,32 @@ def test_readable_output_and_bad_options(capsys, tiny_model, images, tmp_path):
     assert "landmark model not found" in capsys.readouterr().err
     assert main(["landmarks", "--hfov", "0", "--model", str(tiny_model), images["photo"]]) == 1
     assert "--hfov must be in [1, 179]" in capsys.readouterr().err
+
+
+def test_fit_and_ibug68_with_a_model_that_outputs_a_face(capsys, tmp_path, shared_data, head_model):
+    """A tiny network that always answers the 300-W face of the photo (in its own crop frame): the fitted
+    model's 68 projected points must follow the network's landmarks (landmarks68 set: the same points)."""
+    import csv
+
+    from tracker.roi import crop_to_normalized, roi_from_points, roi_points_from_ibug68
+
+    with open(shared_data / "300w-train" / "landmarks68.csv") as fh:
+        row = next(r for r in csv.reader(fh) if r[0] == "lfpw_image_0001.jpg")
+    gt = np.array(row[1:], dtype=np.float64).reshape(68, 2)
+    roi = roi_from_points(roi_points_from_ibug68(gt), 64)
+    model = tmp_path / "landmark_model.onnx"
+    bias = np.concatenate([crop_to_normalized(roi.image_to_crop(gt), 64), np.full((68, 1), np.log(0.01))], axis=1)
+    build_tiny_model(model, size=64, n_landmarks=68, weight=np.zeros((3, 68, 3)), bias=bias,
+                     metadata={"input_size": 64, "landmark_set": "landmarks68", "version": "t"})
+    photo = str(shared_data / "300w-train" / "images" / "lfpw_image_0001.jpg")
+    status, outs, _ = _run_json(capsys, ["landmarks", "--json", "--model", str(model), photo])
+    assert status == 0 and outs[0]["face"] is True
+    out = outs[0]
+    mu, fit68 = np.array(out["landmarks_px"]), np.array(out["ibug68_px"])
+    assert fit68.shape == (68, 2) and np.all(np.isfinite(fit68))
+    io = np.linalg.norm(mu[36] - mu[45])
+    assert np.linalg.norm(fit68 - mu, axis=1).mean() / io < 0.08
+    fit = out["fit"]
+    assert fit["hfov_deg"] == 45.0 and fit["iterations"] >= 1 and fit["translation_mm"][2] > 0
+    assert out["tracking_lost"] in (True, False) and isinstance(out["lost_reason"], str)
+

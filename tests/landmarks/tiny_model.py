@@ -25,9 +25,14 @@ def tiny_weights(n_landmarks: int, seed: int = 0) -> tuple[np.ndarray, np.ndarra
 
 def build_tiny_model(path: Path, size: int = 64, n_landmarks: int = 10, seed: int = 0,
                      input_name: str = "image", output_name: str = "landmarks", fixed_batch: bool = False,
-                     metadata: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Write the ONNX file (and its JSON metadata unless ``metadata`` is {}); returns (weight, bias)."""
-    weight, bias = tiny_weights(n_landmarks, seed)
+                     metadata: dict | None = None, weight: np.ndarray | None = None,
+                     bias: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Write the ONNX file (and its JSON metadata unless ``metadata`` is {}); returns (weight, bias).
+
+    ``weight`` (3, L, 3) / ``bias`` (L, 3): fixed values instead of random ones."""
+    w_rand, b_rand = tiny_weights(n_landmarks, seed)
+    weight = w_rand if weight is None else np.asarray(weight, dtype=np.float32)
+    bias = b_rand if bias is None else np.asarray(bias, dtype=np.float32)
     batch = 1 if fixed_batch else "N"
     nodes = [
         helper.make_node("ReduceMean", ["x", "axes"], ["m"], keepdims=0),
