@@ -135,3 +135,17 @@ def test_intersect_term_matches_finite_differences(tiny):
                                rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(jp, fd(lambda p: intersect_residuals(im, beta, p, 10.0)[0][:n], psi, 1e-7),
                                rtol=1e-5, atol=1e-6)
+
+
+def test_intersect_pruning_for_an_identity_keeps_the_energy(tiny):
+    model, _ = tiny
+    im = IntersectModel.from_head_model(model)
+    rng = np.random.default_rng(6)
+    beta = rng.normal(scale=0.5, size=model.n_identity)
+    pruned = im.for_identity(beta)
+    assert pruned.n_vertices < im.n_vertices
+    for _ in range(30):
+        psi = rng.uniform(0, 1, model.n_expression) * (rng.random(model.n_expression) < 0.5)
+        r_full, _, _ = intersect_residuals(im, beta, psi, 1.0)
+        r_pruned, _, _ = intersect_residuals(pruned, beta, psi, 1.0)
+        assert float(r_full @ r_full) == pytest.approx(float(r_pruned @ r_pruned), abs=1e-12)

@@ -8,8 +8,9 @@ identity and expression only.
 
 - Eyeballs: sphere of radius ``eye_radius_cm[e]`` about the eye joint J_e(beta). For each eyelid vertex x
   inside it, the residual is  r = sqrt(w) (radius - |x - c|)  (squared distance to the sphere's surface).
-- Teeth: each of the upper/lower teeth is a convex hull of planes (n_j, p_j) fitted to the neutral teeth
-  vertices; the hull translates with the mean displacement c(beta, psi) of its teeth vertices (a rigid
+- Teeth: each of the upper/lower teeth is a convex hull of J = ``HULL_PLANES`` planes (n_j, p_j): the
+  tightest planes with fixed outward normals (a Fibonacci sphere of directions) that bound the neutral teeth
+  vertices (a k-DOP, which keeps J small where the exact hull has hundreds of faces); the hull translates with the mean displacement c(beta, psi) of its teeth vertices (a rigid
   approximation of how the teeth blendshapes move it, linear in beta and psi). For a lip vertex x,
   d_ij = -min(n_j.(x - c) + p_j, 0), D_i = min_j d_ij, residual r = sqrt(w) D_i  (supplementary Eq.).
 
@@ -27,8 +28,9 @@ import numpy as np
 
 from tracker.face.model import HeadModel
 
+HULL_PLANES = 48
 EYELID_MARGIN_CM = 0.4
-LIP_MARGIN_CM = 0.8
+LIP_MARGIN_CM = 0.4
 EYE_JOINTS = (2, 3)
 
 
@@ -49,6 +51,22 @@ def _mask(model: HeadModel, *names: str) -> np.ndarray:
     return np.isin(model.vertex_part, idx) if idx else np.zeros(model.n_vertices, dtype=bool)
 
 
+def fibonacci_directions(n: int) -> np.ndarray:
+    """(n, 3) unit vectors spread evenly over the sphere (deterministic)."""
+    i = np.arange(n) + 0.5
+    z = 1.0 - 2.0 * i / n
+    r = np.sqrt(1.0 - z * z)
+    phi = np.pi * (3.0 - np.sqrt(5.0)) * i
+    return np.stack([r * np.cos(phi), r * np.sin(phi), z], axis=1)
+
+
+def _kdop(points: np.ndarray, n_planes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Planes n.x + p <= 0 containing ``points`` (M, 3) with normals from :func:`fibonacci_directions`."""
+    normals = fibonacci_directions(n_planes)
+    offsets = -(points @ normals.T).max(axis=0)
+    return normals, offsets
+
+
 @dataclass(frozen=True, eq=False)
 class _VertexSet:
     """A restricted linear rest shape: x = neutral + B_id beta + B_exp psi. ``ids`` (V,), bases (V, 3, n)."""
@@ -57,6 +75,7 @@ class _VertexSet:
     neutral: np.ndarray
     id_basis: np.ndarray
     exp_basis: np.ndarray
+    fixed: np.ndarray | None = None   # neutral + B_id beta for the identity this set was pruned for
 
     @classmethod
     def from_model(cls, model: HeadModel, ids: np.ndarray) -> "_VertexSet":
@@ -65,18 +84,32 @@ class _VertexSet:
                    np.transpose(model.identity_basis_cm[:, ids], (1, 2, 0)).astype(np.float64),
                    np.transpose(model.expression_basis_cm[:, ids], (1, 2, 0)).astype(np.float64))
 
+    def subset(self, keep: np.ndarray, beta: np.ndarray | None = None) -> "_VertexSet":
+        """The vertices ``keep``; with ``beta``, the identity is folded in (then ``rest`` ignores beta)."""
+        out = _VertexSet(self.ids[keep], self.neutral[keep], self.id_basis[keep],
+                         np.ascontiguousarray(self.exp_basis[keep]))
+        if beta is not None:
+            out = _VertexSet(out.ids, out.neutral, out.id_basis, out.exp_basis, out.neutral + out.id_basis @ beta)
+        return out
+
     def rest(self, beta: np.ndarray, psi: np.ndarray) -> np.ndarray:
-        return self.neutral + self.id_basis @ beta + self.exp_basis @ psi
+        n = self.ids.shape[0]
+        delta = (self.exp_basis.reshape(n * 3, -1) @ psi).reshape(n, 3)
+        if self.fixed is not None:
+            return self.fixed + delta
+        return self.neutral + self.id_basis @ beta + delta
 
 
 @dataclass(frozen=True, eq=False)
 class TeethHull:
     """Planes ``normals`` (J, 3) (outward) and ``offsets`` (J,) of a hull: inside iff n.(x - c) + p < 0
-    for every plane; ``teeth`` the vertices whose mean displacement moves it; ``lips`` the guarded skin."""
+    for every plane; the hull moves by c = shift_id beta + shift_exp psi, the mean displacement of its teeth
+    vertices (``shift_id`` (3, n_id), ``shift_exp`` (3, n_exp)); ``lips`` the guarded skin vertices."""
 
     normals: np.ndarray
     offsets: np.ndarray
-    teeth: _VertexSet
+    shift_id: np.ndarray
+    shift_exp: np.ndarray
     lips: _VertexSet
 
 
@@ -92,8 +125,6 @@ class IntersectModel:
 
     @classmethod
     def from_head_model(cls, model: HeadModel) -> "IntersectModel":
-        from scipy.spatial import ConvexHull
-
         skin = _mask(model, "Face")
         if not skin.any():
             raise ValueError(f"E_intersect needs a 'Face' part; the model has {', '.join(model.part_names)}")
@@ -115,16 +146,47 @@ class IntersectModel:
             groups = [g for g in (teeth[~lower], teeth[lower]) if g.size >= 8]
             skin_ids = np.flatnonzero(skin)
             for g in groups:
-                hull = ConvexHull(neutral[g])
-                normals, offsets = hull.equations[:, :3], hull.equations[:, 3]
+                normals, offsets = _kdop(neutral[g], HULL_PLANES)
                 signed = (neutral[skin_ids] @ normals.T + offsets).max(axis=1)
                 lips = skin_ids[(signed > 0) & (signed < LIP_MARGIN_CM)]
-                hulls.append(TeethHull(normals, offsets, _VertexSet.from_model(model, g),
-                                       _VertexSet.from_model(model, lips)))
+                teeth_set = _VertexSet.from_model(model, g)
+                hulls.append(TeethHull(normals, offsets, teeth_set.id_basis.mean(axis=0),
+                                       teeth_set.exp_basis.mean(axis=0), _VertexSet.from_model(model, lips)))
         return cls(tuple(eyelids), np.asarray(model.eye_radius_cm, dtype=np.float64),
                    model.joints_neutral_cm[list(EYE_JOINTS)].astype(np.float64),
                    np.transpose(model.joints_identity_basis_cm[:, list(EYE_JOINTS)], (1, 2, 0)).astype(np.float64),
                    tuple(hulls))
+
+    def for_identity(self, beta: np.ndarray) -> "IntersectModel":
+        """The same term with only the vertices that can penetrate for this identity and some psi in
+        [0, 1]^n_exp (exact bounds, so the energy is unchanged): |x - c| >= n.(x - c) for the unit
+        direction n at psi = 0, and max_j(n_j.(x - c) + p_j) >= n_j*.(x - c) + p_j* for the plane j* that
+        is the maximum at psi = 0; both are linear in psi, so their minimum over the box is a sum of
+        negative parts. Tracking uses this (identity fixed) to skip most of the candidate vertices.
+        The result must only be evaluated with this ``beta`` (its identity is folded in)."""
+        beta = np.asarray(beta, dtype=np.float64)
+        eyelids = []
+        for e, lids in enumerate(self.eyelids):
+            x = lids.neutral + lids.id_basis @ beta
+            c = self.joints_neutral_cm[e] + self.joints_identity_basis_cm[e] @ beta
+            d = x - c
+            dist = np.linalg.norm(d, axis=1)
+            n = d / np.maximum(dist, 1e-12)[:, None]
+            lower = np.einsum("vc,vcj->vj", n, lids.exp_basis)
+            bound = dist + np.minimum(lower, 0.0).sum(axis=1)
+            eyelids.append(lids.subset(bound < self.eye_radius_cm[e], beta))
+        hulls = []
+        for h in self.hulls:
+            lips = h.lips
+            x = lips.neutral + lips.id_basis @ beta - h.shift_id @ beta
+            s = x @ h.normals.T + h.offsets
+            j = np.argmax(s, axis=1)
+            n = h.normals[j]
+            move = np.einsum("vc,vcj->vj", n, lips.exp_basis) - n @ h.shift_exp
+            bound = s[np.arange(len(j)), j] + np.minimum(move, 0.0).sum(axis=1)
+            hulls.append(TeethHull(h.normals, h.offsets, h.shift_id, h.shift_exp, lips.subset(bound < 0, beta)))
+        return IntersectModel(tuple(eyelids), self.eye_radius_cm, self.joints_neutral_cm,
+                              self.joints_identity_basis_cm, tuple(hulls))
 
     @property
     def n_vertices(self) -> int:
@@ -160,7 +222,7 @@ def intersect_residuals(im: IntersectModel, beta: np.ndarray, psi: np.ndarray, w
         if hull.lips.ids.size == 0:
             continue
         x = hull.lips.rest(beta, psi)
-        c_shift = (hull.teeth.id_basis @ beta + hull.teeth.exp_basis @ psi).mean(axis=0)  # (3,)
+        c_shift = hull.shift_id @ beta + hull.shift_exp @ psi                 # (3,)
         s = (x - c_shift) @ hull.normals.T + hull.offsets                    # (V, J)
         jmax = np.argmax(s, axis=1)
         smax = s[np.arange(s.shape[0]), jmax]
@@ -171,8 +233,7 @@ def intersect_residuals(im: IntersectModel, beta: np.ndarray, psi: np.ndarray, w
         rs.append(-sw * smax[inside])
         if jacobian:
             n = hull.normals[jmax[inside]]                                    # (A, 3)
-            dc_db = hull.teeth.id_basis.mean(axis=0)                          # (3, n_id)
-            dc_dp = hull.teeth.exp_basis.mean(axis=0)
+            dc_db, dc_dp = hull.shift_id, hull.shift_exp
             jb.append(-sw * (np.einsum("ac,aci->ai", n, hull.lips.id_basis[inside]) - n @ dc_db))
             jp.append(-sw * (np.einsum("ac,aci->ai", n, hull.lips.exp_basis[inside]) - n @ dc_dp))
     n_id, n_exp = im.joints_identity_basis_cm.shape[2], im.eyelids[0].exp_basis.shape[2]

@@ -122,14 +122,26 @@ class IdentityRest:
 @dataclass(frozen=True, eq=False)
 class Skeleton:
     """Posed joints. ``a``: (K, 3, 3) and ``b``: (K, 3) global affine maps G_k x = a_k x + b_k;
-    ``da``: (3K, K, 3, 3) and ``db``: (3K, K, 3) their derivatives wrt the 3K joint rotation parameters;
-    ``db_djoint``: (K, K, 3, 3) derivative of b_m wrt joint position J_k (``[k, m]``, 3x3)."""
+    ``da``: (K, 3K, 3, 3) and ``db``: (K, 3K, 3) their derivatives (``[m, p]``: joint m, rotation parameter
+    p = 3 k + j); ``db_djoint``: (K, K, 3, 3) derivative of b_m wrt joint position J_k (``[k, m]``)."""
 
     a: np.ndarray
     b: np.ndarray
     da: np.ndarray
     db: np.ndarray
     db_djoint: np.ndarray
+
+
+def _subtree(parents: np.ndarray) -> np.ndarray:
+    """(K, K) bool: ``[a, m]`` is True when m is a or a descendant of a."""
+    k_count = parents.shape[0]
+    sub = np.zeros((k_count, k_count), dtype=bool)
+    for m in range(k_count):
+        a = m
+        while a >= 0:
+            sub[a, m] = True
+            a = parents[a]
+    return sub
 
 
 def pose_skeleton(joints_cm: np.ndarray, rotations: np.ndarray, parents: np.ndarray) -> Skeleton:
@@ -155,23 +167,24 @@ def pose_skeleton(joints_cm: np.ndarray, rotations: np.ndarray, parents: np.ndar
         local_d[k, :, :3, 3] = -dr @ joints_cm[k]
         parent_g[k] = g[parents[k]] if parents[k] >= 0 else np.eye(4)
         g[k] = parent_g[k] @ loc
-    g_inv = np.linalg.inv(g)
-    subtree = np.zeros((k_count, k_count), dtype=bool)
-    for m in range(k_count):
-        a = m
-        while a >= 0:
-            subtree[a, m] = True
-            a = parents[a]
-    # dG[k, j, m] = P_k dL_kj G_k^-1 G_m  (zero unless m in subtree(k))
-    left = parent_g[:, None] @ local_d                       # (K, 3, 4, 4)
-    right = g_inv[:, None] @ g[None, :]                       # (K, K, 4, 4)
-    dg = np.einsum("kjab,kmbc->kjmac", left, right) * subtree[:, None, :, None, None]
-    dg = dg.reshape(3 * k_count, k_count, 4, 4)
-    eye3 = np.eye(3)
-    db_dj = np.einsum("kab,kbc->kac", parent_g[:, :3, :3], eye3 - rot)    # (K, 3, 3)
+    # G_k^-1 for rigid G: [R^T | -R^T t]
+    g_inv = np.zeros_like(g)
+    g_inv[:, :3, :3] = np.transpose(g[:, :3, :3], (0, 2, 1))
+    g_inv[:, :3, 3] = -np.einsum("kba,kb->ka", g[:, :3, :3], g[:, :3, 3])
+    g_inv[:, 3, 3] = 1.0
+    subtree = _subtree(parents)
+    # dG[m, k, j] = P_k dL_kj G_k^-1 G_m  (zero unless m in subtree(k))
+    left = (parent_g[:, None] @ local_d)[:, :, :3, :]                 # (K, 3, 3, 4)
+    right = g_inv[:, None] @ g[None, :]                                # (K, K, 4, 4)  [k, m]
+    dg = np.einsum("kjab,kmbc->mkjac", left, right) * subtree.T[:, :, None, None, None]
+    dg = dg.reshape(k_count, 3 * k_count, 3, 4)
+    db_dj = np.einsum("kab,kbc->kac", parent_g[:, :3, :3], _EYE3 - rot)  # (K, 3, 3)
     db_djoint = db_dj[:, None] * subtree[:, :, None, None]               # (K, K, 3, 3)
-    return Skeleton(g[:, :3, :3].copy(), g[:, :3, 3].copy(), dg[:, :, :3, :3].copy(), dg[:, :, :3, 3].copy(),
-                    db_djoint)
+    return Skeleton(g[:, :3, :3].copy(), g[:, :3, 3].copy(), np.ascontiguousarray(dg[..., :3]),
+                    np.ascontiguousarray(dg[..., 3]), db_djoint)
+
+
+_EYE3 = np.eye(3)
 
 
 @dataclass(frozen=True)
@@ -215,24 +228,25 @@ def evaluate(lm: LandmarkModel, rest: IdentityRest, expression: np.ndarray, root
     psi = np.asarray(expression, dtype=np.float64)
     theta = np.asarray(joints, dtype=np.float64).reshape(lm.n_joints, 3)
     w = lm.skin_weights
+    n, k_count = w.shape
     # rest shape T(beta, psi) = neutral + B_id beta + B_exp psi
     t_rest = rest.shape_cm + lm.expression_basis_cm @ psi                     # (L, 3)
     sk = pose_skeleton(rest.joints_cm, theta, lm.joint_parents)
     # linear blend skinning v' = sum_k w_k (A_k T + b_k)
-    a_blend = (w @ sk.a.reshape(lm.n_joints, 9)).reshape(-1, 3, 3)           # (L, 3, 3)
+    a_blend = (w @ sk.a.reshape(k_count, 9)).reshape(n, 3, 3)               # (L, 3, 3)
     posed = np.einsum("lab,lb->la", a_blend, t_rest) + w @ sk.b              # (L, 3) cm
     r0 = rodrigues(root_rotation)
     p_mm = posed @ _MODEL_TO_CAMERA_MM.T                                     # (L, 3) 10 M v'
     x = p_mm @ r0.T + np.asarray(translation_mm, dtype=np.float64)
-    z = x[:, 2]
     fx = float(camera.focal_px)
     fy = fx * camera.aspect
-    inv_z = 1.0 / z
+    inv_z = 1.0 / x[:, 2]
     xn, yn = x[:, 0] * inv_z, x[:, 1] * inv_z
-    uv = np.stack([fx * xn + camera.cx, fy * yn + camera.cy], axis=1)
+    uv = np.empty((n, 2))
+    uv[:, 0] = fx * xn + camera.cx
+    uv[:, 1] = fy * yn + camera.cy
     if not jacobian:
         return LandmarkEval(uv, x)
-    n = x.shape[0]
     # d(u, v)/dx: (L, 2, 3)
     dproj = np.zeros((n, 2, 3))
     dproj[:, 0, 0] = fx * inv_z
@@ -243,10 +257,13 @@ def evaluate(lm: LandmarkModel, rest: IdentityRest, expression: np.ndarray, root
     p_cam = dproj @ cam                                                      # (L, 2, 3) d uv / d v'
     q = p_cam @ a_blend                                                      # (L, 2, 3) d uv / d T
     d_exp = q @ lm.expression_basis_cm                                       # (L, 2, n_exp)
-    d_root = dproj @ np.einsum("jab,lb->laj", rodrigues_jacobian(root_rotation, r0), p_mm)
+    dr0 = rodrigues_jacobian(root_rotation, r0)                              # (3, 3, 3) [j, a, b]
+    d_root = dproj @ (p_mm @ dr0.reshape(9, 3).T).reshape(n, 3, 3).transpose(0, 2, 1)
     # joints: dv'/dtheta_p = sum_m w_m (dA_m,p T + db_m,p)
-    dv_dtheta = (np.einsum("lm,pmab,lb->lap", w, sk.da, t_rest, optimize=False)
-                 + np.einsum("lm,pma->lap", w, sk.db))                        # (L, 3, 3K)
+    n_p = 3 * k_count
+    wda = (w @ sk.da.reshape(k_count, n_p * 9)).reshape(n, n_p, 3, 3)
+    dv_dtheta = np.einsum("lpab,lb->lap", wda, t_rest) + \
+        (w @ sk.db.reshape(k_count, n_p * 3)).reshape(n, n_p, 3).transpose(0, 2, 1)   # (L, 3, 3K)
     d_joints = p_cam @ dv_dtheta
     d_identity = None
     if jac_identity:

@@ -8,6 +8,8 @@ with its second-order series about w = 0 for tiny angles.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 _SMALL = 1e-4
@@ -31,33 +33,43 @@ def skew(w: np.ndarray) -> np.ndarray:
     ], -2)
 
 
+def _skew3(x: float, y: float, z: float) -> np.ndarray:
+    return np.array([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]])
+
+
 def rodrigues(w: np.ndarray) -> np.ndarray:
     """Axis-angle (3,) -> rotation matrix (3, 3): R = I + sin(t)/t [w]x + (1 - cos(t))/t^2 [w]x^2, t = |w|."""
-    w = np.asarray(w, dtype=np.float64)
-    t2 = float(w @ w)
-    k = skew(w)
+    x, y, z = (float(v) for v in w)
+    t2 = x * x + y * y + z * z
     if t2 < _SMALL * _SMALL:
         a, b = 1.0 - t2 / 6.0, 0.5 - t2 / 24.0
     else:
-        t = np.sqrt(t2)
-        a, b = np.sin(t) / t, (1.0 - np.cos(t)) / t2
-    return _EYE + a * k + b * (k @ k)
+        t = math.sqrt(t2)
+        a, b = math.sin(t) / t, (1.0 - math.cos(t)) / t2
+    # I + a K + b K^2 with K^2 = w w^T - t2 I
+    return np.array([
+        [1.0 + b * (x * x - t2), b * x * y - a * z, b * x * z + a * y],
+        [b * x * y + a * z, 1.0 + b * (y * y - t2), b * y * z - a * x],
+        [b * x * z - a * y, b * y * z + a * x, 1.0 + b * (z * z - t2)],
+    ])
 
 
 def rodrigues_jacobian(w: np.ndarray, r: np.ndarray | None = None) -> np.ndarray:
     """dR/dw as (3, 3, 3): ``out[i] = dR/dw_i`` (Gallego & Yezzi 2015, Eq. 9). ``r``: R if already computed."""
-    w = np.asarray(w, dtype=np.float64)
-    t2 = float(w @ w)
+    x, y, z = (float(v) for v in w)
+    t2 = x * x + y * y + z * z
+    k = _skew3(x, y, z)
     if t2 < _SMALL * _SMALL:
         # second-order series of exp: R ~ I + K + K^2 / 2  =>  dR/dw_i ~ G_i + (G_i K + K G_i) / 2
-        k = skew(w)
         return _GENERATORS + 0.5 * (_GENERATORS @ k + k @ _GENERATORS)
     if r is None:
         r = rodrigues(w)
-    k = skew(w)
+    wv = np.array([x, y, z])
     i_minus_r = _EYE - r                       # columns (I - R) e_i
-    cross = np.cross(w[None, :], i_minus_r.T)  # (3, 3): row i = w x ((I - R) e_i)
-    m = w[:, None, None] * k[None] + skew(cross)
+    c = np.cross(wv, i_minus_r.T)              # (3, 3): row i = w x ((I - R) e_i)
+    m = np.empty((3, 3, 3))
+    for i in range(3):
+        m[i] = wv[i] * k + _skew3(c[i, 0], c[i, 1], c[i, 2])
     return (m @ r) / t2
 
 

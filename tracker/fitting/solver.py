@@ -96,6 +96,8 @@ class FaceFitter:
                 log.info("E_intersect disabled: %s", exc)
         self._rest_key: bytes | None = None
         self._rest: IdentityRest | None = None
+        self._isect_key: bytes | None = None
+        self._isect: IntersectModel | None = None
 
     # ------------------------------------------------------------------ parameters
     def rest(self, identity: np.ndarray) -> IdentityRest:
@@ -104,6 +106,15 @@ class FaceFitter:
         if key != self._rest_key:
             self._rest, self._rest_key = self.lm.rest_identity(beta), key
         return self._rest
+
+    def intersect_for(self, identity: np.ndarray) -> IntersectModel | None:
+        """E_intersect pruned to the vertices that can penetrate for this identity (cached)."""
+        if self.intersect is None:
+            return None
+        key = np.asarray(identity, dtype=np.float64).tobytes()
+        if key != self._isect_key:
+            self._isect, self._isect_key = self.intersect.for_identity(identity), key
+        return self._isect
 
     def pack(self, p: FitParams) -> np.ndarray:
         """FitParams -> per-frame vector (nf,): expression, root rotation, translation, joints."""
@@ -224,7 +235,8 @@ class FaceFitter:
             d = ev.uv_px - uv_prev
             cost += o.w_temporal * float(np.einsum("la,la->", d, d))
         if self.intersect is not None:
-            r, _, _ = intersect_residuals(self.intersect, identity, x[self.s_exp], o.w_intersect, jacobian=False)
+            r, _, _ = intersect_residuals(self.intersect_for(identity), identity, x[self.s_exp], o.w_intersect,
+                                          jacobian=False)
             cost += float(r @ r)
         return cost
 
@@ -255,7 +267,7 @@ class FaceFitter:
         h[ij, ij] += o.w_joints
         g[ij] += o.w_joints * x[self.active[ij]]
         if self.intersect is not None:
-            r, _, jp = intersect_residuals(self.intersect, identity, x[self.s_exp], o.w_intersect)
+            r, _, jp = intersect_residuals(self.intersect_for(identity), identity, x[self.s_exp], o.w_intersect)
             if r.size:
                 cost += float(r @ r)
                 jpa = jp[:, self.active[ie]]
@@ -310,6 +322,35 @@ class FaceFitter:
         uv = self.landmarks_px(params, intrinsics)
         return FitResult(params, uv, cost, iters, converged, msg)
 
+    def _bounded_step(self, h: np.ndarray, g: np.ndarray, x: np.ndarray, lam: float) -> np.ndarray:
+        """Solve (H + lam diag H) d = -g by Cholesky with psi + d kept in [0, 1] (primal active set).
+
+        psi at a bound whose gradient points outwards is held (d = 0); a free psi whose step would leave
+        the box is fixed at the bound (d = bound - psi) and the others are solved again, at most 4 times."""
+        ie = self._exp_pos
+        hd = h + np.diag(lam * np.maximum(np.diag(h), 1e-9))
+        psi = x[self.active[ie]]
+        fixed = np.zeros(self.na, dtype=bool)
+        d = np.zeros(self.na)
+        fixed[ie] = ((psi <= 0.0) & (g[ie] > 0)) | ((psi >= 1.0) & (g[ie] < 0))
+        for _ in range(4):
+            free = ~fixed
+            rhs = -g[free]
+            if fixed.any():
+                rhs = rhs - hd[np.ix_(free, fixed)] @ d[fixed]
+                hf = hd[np.ix_(free, free)]
+            else:
+                hf = hd
+            c = scipy.linalg.cho_factor(hf, check_finite=False)
+            d[free] = scipy.linalg.cho_solve(c, rhs, check_finite=False)
+            new_psi = psi + d[ie]
+            viol = ~fixed[ie] & ((new_psi < 0.0) | (new_psi > 1.0))
+            if not viol.any():
+                break
+            fixed[ie[viol]] = True
+            d[ie[viol]] = np.clip(new_psi[viol], 0.0, 1.0) - psi[viol]
+        return d
+
     def _lm_single(self, x, identity, cam, data, uv_prev, ev, max_iter):
         o = self.options
         lam = o.initial_lambda
@@ -320,24 +361,15 @@ class FaceFitter:
         msg = ""
         rest = self.rest(identity)
         for it in range(1, max_iter + 1):
-            # projected LM: hold psi at a bound when the gradient pushes it outwards
-            psi = x[self.active[ie]]
-            held = ie[((psi <= 0.0) & (g[ie] > 0)) | ((psi >= 1.0) & (g[ie] < 0))]
-            free = np.ones(self.na, dtype=bool)
-            free[held] = False
-            hf = h[np.ix_(free, free)] if held.size else h.copy()
-            gf = g[free]
             improved = False
             for _ in range(8):
-                hd = hf + lam * np.diag(np.maximum(np.diag(hf), 1e-9))
                 try:
-                    c = scipy.linalg.cho_factor(hd, check_finite=False)
-                    step = scipy.linalg.cho_solve(c, -gf, check_finite=False)
+                    step = self._bounded_step(h, g, x, lam)
                 except (np.linalg.LinAlgError, ValueError):
                     lam *= 10.0
                     continue
                 xn = x.copy()
-                xn[self.active[free]] += step
+                xn[self.active] += step
                 xn[self.s_exp] = np.clip(xn[self.s_exp], 0.0, 1.0)
                 evn = self._frame_eval(xn, rest, cam, jac=True)
                 if not np.all(np.isfinite(evn.uv_px)) or self._behind(evn, data):
@@ -548,8 +580,10 @@ class FaceFitter:
             cost += o.w_identity / 2.0 * float(beta @ beta)
         return cost, hff, hoff, hfs, hss, gf, gs, uvs
 
-    def _solve_batch(self, hff, hoff, hfs, hss, gf, gs, lam, held):
-        """Damped block-arrow solve by banded Cholesky + Schur complement. -> (dx (F, na), ds (ns,))."""
+    def _solve_batch(self, hff, hoff, hfs, hss, gf, gs, lam, fixed, fixed_step):
+        """Damped block-arrow solve by banded Cholesky + Schur complement. -> (dx (F, na), ds (ns,)).
+
+        ``fixed`` (F, na) bool: per-frame parameters whose step is prescribed as ``fixed_step`` (F, na)."""
         n_frames, na, _ = hff.shape
         ns = hss.shape[0]
         n = n_frames * na
@@ -561,14 +595,21 @@ class FaceFitter:
             dg = hff[f, diag_idx, diag_idx]
             hff[f, diag_idx, diag_idx] += lam * np.maximum(dg, 1e-9)
         hoff = [(i, j, m.copy()) for i, j, m in hoff]
-        # hold parameters: identity rows/cols, zero gradient
-        fh, ph = np.nonzero(held)
+        gs = gs.copy()
+        fh, ph = np.nonzero(fixed)
         if fh.size:
+            # prescribed steps d: move H d to the right-hand side, then identity rows/cols with d as solution
+            d = np.where(fixed, fixed_step, 0.0)
+            gf += np.einsum("fij,fj->fi", hff, d)
+            for i, j, m in hoff:
+                gf[i] += m @ d[j]
+                gf[j] += m.T @ d[i]
+            gs += np.einsum("fis,fi->s", hfs, d)
             hff[fh, ph, :] = 0.0
             hff[fh, :, ph] = 0.0
             hff[fh, ph, ph] = 1.0
             hfs[fh, ph, :] = 0.0
-            gf[fh, ph] = 0.0
+            gf[fh, ph] = -d[fh, ph]
             for i, j, m in hoff:
                 m[ph[fh == i], :] = 0.0
                 m[:, ph[fh == j]] = 0.0
@@ -609,12 +650,22 @@ class FaceFitter:
             cost, hff, hoff, hfs, hss, gf, gs, _ = sysm
             psi = xf[:, self.active[ie]]
             gpsi = gf[:, ie]
-            held = np.zeros((xf.shape[0], self.na), dtype=bool)
-            held[:, ie] = ((psi <= 0.0) & (gpsi > 0)) | ((psi >= 1.0) & (gpsi < 0))
             improved = False
             for _ in range(8):
+                # primal active set for psi in [0, 1], as in _bounded_step
+                fixed = np.zeros((xf.shape[0], self.na), dtype=bool)
+                fixed[:, ie] = ((psi <= 0.0) & (gpsi > 0)) | ((psi >= 1.0) & (gpsi < 0))
+                fixed_step = np.zeros((xf.shape[0], self.na))
                 try:
-                    dx, ds = self._solve_batch(hff, hoff, hfs, hss, gf, gs, lam, held)
+                    for _ in range(4):
+                        dx, ds = self._solve_batch(hff, hoff, hfs, hss, gf, gs, lam, fixed, fixed_step)
+                        new_psi = psi + dx[:, ie]
+                        viol = ~fixed[:, ie] & ((new_psi < 0.0) | (new_psi > 1.0))
+                        if not viol.any():
+                            break
+                        fi, pi = np.nonzero(viol)
+                        fixed[fi, ie[pi]] = True
+                        fixed_step[fi, ie[pi]] = np.clip(new_psi[fi, pi], 0.0, 1.0) - psi[fi, pi]
                 except (np.linalg.LinAlgError, ValueError):
                     lam *= 10.0
                     continue
