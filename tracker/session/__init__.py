@@ -1,10 +1,11 @@
 """Recorded sessions: a folder with the video, per-frame records and metadata.
 
-Layout (``FORMAT_VERSION`` 1)::
+Layout (``FORMAT_VERSION`` 2)::
 
     SESSION/
       meta.json          camera, intrinsics, model and landmark-set versions, app version, start/end, status
-      records.jsonl      one JSON object per frame, appended and flushed as frames arrive (see records.py)
+      records.bin        one record per frame (length, CRC, JSON + float64 arrays), appended as frames
+                         arrive (see records.py)
       video/00000000.mp4 the frames ('mp4v'), in short segments named by their first frame number
 
 Why segments and not one ``video.mp4``: an MP4 file is only readable once its index is written at close, and

@@ -23,7 +23,7 @@ from typing import Iterator
 import numpy as np
 
 from tracker.session.reader import SessionReader
-from tracker.session.records import SessionError, params_from_record
+from tracker.session.records import SessionError, params_from_record, to_jsonable
 from tracker.types import MODEL_TO_CAMERA_AXES, FitParams
 
 log = logging.getLogger(__name__)
@@ -258,7 +258,7 @@ def export_jsonl(reader: SessionReader, out: Path) -> int:
                                  "focal_px": p.focal_px}
                 obj["fit_cost"] = rec["fit"]["cost"]
             if rec.get("landmarks"):
-                obj["landmarks"] = rec["landmarks"]
+                obj["landmarks"] = to_jsonable(rec["landmarks"])
             obj["timings_ms"] = rec.get("timings_ms", {})
             f.write(json.dumps(obj, separators=(",", ":")) + "\n")
             rows += 1

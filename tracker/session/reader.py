@@ -16,7 +16,7 @@ from typing import Iterator
 
 import numpy as np
 
-from tracker.session.records import (META_NAME, RECORDS_NAME, VIDEO_DIR, SessionError, decode_record,
+from tracker.session.records import (META_NAME, RECORDS_NAME, VIDEO_DIR, SessionError, decode_records,
                                      tracked_from_record)
 from tracker.types import Frame, Intrinsics, TrackedFrame
 
@@ -29,30 +29,24 @@ def is_session_folder(path: str | os.PathLike) -> bool:
 
 
 def read_records(path: str | os.PathLike) -> tuple[list[dict], int]:
-    """Records of a ``records.jsonl`` and the number of unreadable lines skipped.
+    """Records of a ``records.bin`` and the number of damaged records skipped.
 
-    A last line without its newline (a write cut short) is ignored; a damaged line elsewhere is skipped with a
-    warning. Raises SessionError when the file cannot be read."""
+    A last record cut short (a crash while writing it) is ignored; a damaged record elsewhere (bad CRC) is
+    skipped with a warning. Raises SessionError when the file cannot be read or is not a records file."""
     path = Path(path)
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise SessionError(f"cannot read the session records {path}: {exc.strerror or exc}") from exc
-    lines = data.split(b"\n")
-    tail = lines.pop()  # after the last newline: empty, or a record cut short
-    skipped = 0
-    if tail.strip():
-        log.info("%s: ignoring a last record that was cut short (%d bytes)", path, len(tail))
-    records = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            records.append(decode_record(line.decode("utf-8")))
-        except (ValueError, UnicodeDecodeError):
-            skipped += 1
-            log.warning("%s line %d: damaged record skipped", path, n)
-    return records, skipped
+    try:
+        records, damaged, tail = decode_records(data)
+    except ValueError as exc:
+        raise SessionError(f"{path}: {exc}") from exc
+    if tail:
+        log.info("%s: ignoring a last record that was cut short (%d bytes)", path, tail)
+    if damaged:
+        log.warning("%s: %d damaged records skipped", path, damaged)
+    return records, damaged
 
 
 class SessionReader:

@@ -1,7 +1,8 @@
 """Recording a session: :class:`SessionWriter` appends frames as they are tracked, crash-safe.
 
 The caller's thread only queues the TrackedFrame (microseconds); a background thread encodes the video
-segments and appends the JSON record. Each record is one ``os.write`` of a whole line to a file opened with
+segments and appends the binary record (:mod:`tracker.session.records`). Each record is one ``os.write`` to a
+file opened with
 ``O_APPEND`` (no user-space buffer, so a killed process loses no record it had written) and the file is
 ``fsync``'d every ``fsync_interval_s`` (so a power cut loses at most that much). Video segments are closed
 every ``segment_s`` seconds (see :mod:`tracker.session`).
@@ -27,8 +28,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tracker.session.records import (FORMAT_VERSION, META_NAME, RECORDS_NAME, VIDEO_DIR, SessionWriteError,
-                                     encode_record, record_from_tracked)
+from tracker.session.records import (FORMAT_VERSION, MAGIC, META_NAME, RECORDS_NAME, VIDEO_DIR,
+                                     SessionWriteError, encode_record, record_from_tracked)
 from tracker.types import Intrinsics, TrackedFrame
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,7 @@ class SessionWriter:
             if options.video:
                 (self.folder / VIDEO_DIR).mkdir(exist_ok=True)
             self._fd = os.open(self.folder / RECORDS_NAME, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            _write_all(self._fd, MAGIC)
         except OSError as exc:
             raise SessionWriteError(f"cannot create the session folder {self.folder}: "
                                     f"{_describe_os_error(exc)}") from exc
@@ -254,7 +256,7 @@ class SessionWriter:
         video_frame = None
         if with_video:
             video_frame = self._write_video(tf.frame.image)
-        data = encode_record(record_from_tracked(tf, video_frame)).encode("utf-8")
+        data = encode_record(record_from_tracked(tf, video_frame))
         _write_all(self._fd, data)
         self.bytes_written += len(data)
         self.frames_written += 1
