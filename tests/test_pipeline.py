@@ -29,6 +29,9 @@ def test_fit_vertices_agree_with_the_fitters_forward_model(head_model):
         assert v.shape == (head_model.n_vertices, 3) and np.all(np.isfinite(v))
         uv = np.stack([intr.fx * v[ids, 0] / v[ids, 2] + intr.cx, intr.fy * v[ids, 1] / v[ids, 2] + intr.cy], 1)
         assert np.allclose(uv, fitter.landmarks_px(p, intr), atol=1e-3)  # float32 mesh vs float64 landmarks
+    from tracker.face.forward import posed_vertices
+
+    assert np.allclose(fit_vertices(head_model, p), posed_vertices(head_model, p), atol=1e-3)
     # zero pose: the mean face in front of the camera, its nose (max model z) nearest to the camera
     v0 = fit_vertices(head_model, FitParams.neutral(head_model.n_identity, head_model.n_expression, 600.0))
     face = head_model.vertex_part == head_model.part_names.index("Face")

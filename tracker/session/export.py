@@ -96,23 +96,23 @@ def _rodrigues(w: np.ndarray) -> np.ndarray:
 
 
 def euler_yxz(r: np.ndarray) -> tuple[float, float, float]:
-    """(yaw, pitch, roll) radians with R = Ry(yaw) @ Rx(pitch) @ Rz(roll)."""
-    pitch = math.asin(max(-1.0, min(1.0, -r[1, 2])))
-    yaw = math.atan2(r[0, 2], r[2, 2])
-    roll = math.atan2(r[1, 0], r[1, 1])
-    return yaw, pitch, roll
+    """(yaw, pitch, roll) radians with R = Ry(yaw) @ Rx(pitch) @ Rz(roll) (``tracker.face.pose``'s convention)."""
+    from tracker.face.pose import euler_deg_from_matrix
+
+    return tuple(math.radians(a) for a in euler_deg_from_matrix(r))
 
 
 def head_rotation_model(p: FitParams) -> np.ndarray:
-    """(3, 3) the head's orientation in model axes: M^T R_root M @ R_neck @ R_head."""
+    """(3, 3) the head's orientation in model axes: M^T R_root M @ R_neck @ R_head (the rotation part of
+    ``tracker.face.pose.head_pose(model, p).relative``, which needs no model)."""
     m = MODEL_TO_CAMERA_AXES
     joints = np.asarray(p.joints, dtype=np.float64).reshape(-1, 3)
     return m.T @ _rodrigues(p.root_rotation) @ m @ _rodrigues(joints[0]) @ _rodrigues(joints[1])
 
 
 def head_angles(p: FitParams) -> dict:
-    """Head yaw/pitch/roll (radians), eye yaw/pitch/roll (radians) and the head quaternion (w, x, y, z) in
-    camera axes."""
+    """Head yaw/pitch/roll (radians), eye yaw/pitch/roll (radians, each eye joint relative to the head) and
+    the head quaternion (w, x, y, z) in camera axes."""
     yaw, pitch, roll = euler_yxz(head_rotation_model(p))
     joints = np.asarray(p.joints, dtype=np.float64).reshape(-1, 3)
     eyes = {}
@@ -125,21 +125,9 @@ def head_angles(p: FitParams) -> dict:
 
 
 def _quaternion(r: np.ndarray) -> tuple[float, float, float, float]:
-    tr = float(np.trace(r))
-    if tr > 0:
-        s = math.sqrt(tr + 1.0) * 2
-        q = (0.25 * s, (r[2, 1] - r[1, 2]) / s, (r[0, 2] - r[2, 0]) / s, (r[1, 0] - r[0, 1]) / s)
-    else:
-        i = int(np.argmax(np.diag(r)))
-        j, k = (i + 1) % 3, (i + 2) % 3
-        s = math.sqrt(1.0 + r[i, i] - r[j, j] - r[k, k]) * 2
-        q = [0.0, 0.0, 0.0, 0.0]
-        q[0] = (r[k, j] - r[j, k]) / s
-        q[1 + i] = 0.25 * s
-        q[1 + j] = (r[j, i] + r[i, j]) / s
-        q[1 + k] = (r[k, i] + r[i, k]) / s
-        q = tuple(q)
-    return tuple(float(v) for v in q)
+    from tracker.face.pose import quaternion_from_matrix
+
+    return tuple(float(v) for v in quaternion_from_matrix(r))
 
 
 # --------------------------------------------------------------------------------------------------- csv
@@ -271,7 +259,7 @@ def export_jsonl(reader: SessionReader, out: Path) -> int:
 def export_obj(reader: SessionReader, out: Path, model=None, step: int = 1) -> int:
     """One OBJ per tracked frame (every ``step``-th) in folder ``out``: ``frame_000123.obj``, the posed head
     in the camera's space turned to OBJ's usual axes (x right, y up, z towards the viewer), millimetres."""
-    from tracker.face.obj_io import format_obj
+    from tracker.face.obj_export import write_obj
     from tracker.pipeline import fit_vertices
 
     if model is None:
@@ -288,8 +276,7 @@ def export_obj(reader: SessionReader, out: Path, model=None, step: int = 1) -> i
         header = (f"frame {rec['index']} timestamp_ns {rec['timestamp_ns']}\n"
                   f"posed head in camera space (x right, y up, z towards the viewer), millimetres")
         path = out / f"frame_{int(rec['index']):06d}.obj"
-        tmp = path.with_suffix(".obj.tmp")
-        tmp.write_text(format_obj(verts, model.faces, header))
+        tmp = write_obj(path.with_suffix(".obj.tmp"), verts, model.faces, header)
         os.replace(tmp, path)
         written += 1
     return written
