@@ -95,9 +95,13 @@ class ProgressBar:
 
     def update(self, tf: TrackedFrame, n: int, force: bool = False) -> None:
         self._tracked += int(tf.tracked)
+        self._n = n
         now = time.perf_counter()
         if not force and now - self._last < self.period:
             return
+        self._draw(n, now)
+
+    def _draw(self, n: int, now: float) -> None:
         self._last = now
         fps = n / max(now - self._t0, 1e-9)
         share = 100.0 * self._tracked / max(n, 1)
@@ -112,5 +116,8 @@ class ProgressBar:
         self.stream.flush()
 
     def finish(self) -> None:
+        """Draw the final state and end the line."""
+        if getattr(self, "_n", 0):
+            self._draw(self._n, time.perf_counter())
         self.stream.write("\n")
         self.stream.flush()
