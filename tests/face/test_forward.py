@@ -109,3 +109,17 @@ def test_obj_round_trip(head_model, tmp_path):
         write_obj(tmp_path / "bad.obj", np.zeros((3, 3)), np.array([[0, 1, 3]]))
     with pytest.raises(ValueError, match=r"vertices must be \(N, 3\)"):
         write_obj(tmp_path / "bad.obj", np.zeros((3, 2)), np.array([[0, 1, 2]]))
+
+
+def test_eye_look_weights_from_joints():
+    from tracker.face.pose import eye_angles_deg, eye_look_weights
+
+    joints = np.zeros((4, 3))
+    joints[2] = [0.0, np.radians(15.0), 0.0]  # eye_L turns towards +x (its ear): 15 degrees
+    joints[3] = [np.radians(-30.0), 0.0, 0.0]  # eye_R: rotation about +x by -30 degrees turns +z up
+    np.testing.assert_allclose(eye_angles_deg(joints), [[15.0, 0.0], [0.0, 30.0]], atol=1e-9)
+    w = eye_look_weights(joints)
+    assert abs(w["eyeLookOut_L"] - 0.5) < 1e-9 and w["eyeLookIn_L"] == 0.0
+    assert abs(w["eyeLookUp_R"] - 1.0) < 1e-9 and w["eyeLookDown_R"] == 0.0 and w["eyeLookIn_R"] == 0.0
+    joints[3] = [0.0, np.radians(15.0), 0.0]  # both eyes look to the subject's left: eye_R looks inwards
+    assert abs(eye_look_weights(joints)["eyeLookIn_R"] - 0.5) < 1e-9

@@ -130,3 +130,34 @@ def gaze_directions(model: HeadModel, params: FitParams) -> np.ndarray:
         d = root @ _M @ g[JOINT_NAMES.index(name), :3, :3] @ np.array([0.0, 0.0, 1.0])
         out.append(d / np.linalg.norm(d))
     return np.array(out)
+
+
+#: Eye rotation (degrees, relative to the head) that maps to an ARKit-style eyeLook* weight of 1.
+EYE_LOOK_FULL_DEG = 30.0
+
+
+def eye_angles_deg(joints: np.ndarray) -> np.ndarray:
+    """(2, 2) (yaw, pitch) in degrees of (eye_L, eye_R) relative to the head, from the eye joints' local
+    axis-angle rotations (``FitParams.joints`` rows 2 and 3): the rest gaze (model +z) rotated, then
+    yaw = atan2(d_x, d_z) (> 0 towards the subject's left, +x) and pitch = atan2(d_y, |(d_x, d_z)|) (> 0 up)."""
+    theta = np.asarray(joints, dtype=np.float64).reshape(-1, 3)
+    out = np.zeros((2, 2))
+    for i, k in enumerate((JOINT_NAMES.index("eye_L"), JOINT_NAMES.index("eye_R"))):
+        d = rotation_matrix(theta[k]) @ np.array([0.0, 0.0, 1.0])
+        out[i] = np.degrees([np.arctan2(d[0], d[2]), np.arctan2(d[1], np.hypot(d[0], d[2]))])
+    return out
+
+
+def eye_look_weights(joints: np.ndarray, full_deg: float = EYE_LOOK_FULL_DEG) -> dict[str, float]:
+    """ARKit-style eyeLook{In,Out,Up,Down}_{L,R} weights in [0, 1] from the eye joints (for exports: in this
+    model gaze is the eye joints' and the eyeLook* blendshapes only shape the lids; docs/head_model.md).
+    Out is towards the ear: +x for eye_L, -x for eye_R."""
+    angles = eye_angles_deg(joints)
+    out = {}
+    for (yaw, pitch), side, outward in ((angles[0], "L", 1.0), (angles[1], "R", -1.0)):
+        horizontal = outward * yaw / full_deg
+        out[f"eyeLookOut_{side}"] = float(np.clip(horizontal, 0.0, 1.0))
+        out[f"eyeLookIn_{side}"] = float(np.clip(-horizontal, 0.0, 1.0))
+        out[f"eyeLookUp_{side}"] = float(np.clip(pitch / full_deg, 0.0, 1.0))
+        out[f"eyeLookDown_{side}"] = float(np.clip(-pitch / full_deg, 0.0, 1.0))
+    return out
