@@ -9,7 +9,7 @@ from tracker.face.forward import (identity_shape, model_to_camera, posed_vertice
                                   rotation_matrix)
 from tracker.face.obj_export import write_obj
 from tracker.face.obj_io import parse_obj_mesh
-from tracker.face.pose import (euler_deg_from_matrix, gaze_directions, head_pose, matrix_from_euler_deg,
+from tracker.face.pose import (euler_deg_from_matrix, euler_from_axis_angle, gaze_directions, head_pose, matrix_from_euler_deg,
                                matrix_from_quaternion, quaternion_from_axis_angle, quaternion_from_matrix)
 from tracker.types import FitParams, Intrinsics
 
@@ -93,6 +93,9 @@ def test_head_pose(head_model):
     # the root's rotation about the camera's vertical axis (which is the model's -y) is a negative yaw
     pose = head_pose(m, p.replace(root_rotation=np.array([0.0, np.radians(30.0), 0.0])))
     assert abs(pose.yaw_deg + 30.0) < 1e-9
+    root = np.array([0.1, -0.4, 0.2])
+    h = head_pose(m, p.replace(root_rotation=root))
+    np.testing.assert_allclose(euler_from_axis_angle(root), (h.yaw_deg, h.pitch_deg, h.roll_deg), atol=1e-9)
     gaze = gaze_directions(m, p)
     np.testing.assert_allclose(gaze, [[0, 0, -1], [0, 0, -1]], atol=1e-12)  # towards the camera
 

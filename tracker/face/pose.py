@@ -88,6 +88,17 @@ def quaternion_from_axis_angle(aa: np.ndarray) -> np.ndarray:
     return quaternion_from_matrix(rotation_matrix(np.asarray(aa, dtype=np.float64)))
 
 
+def relative_from_root_rotation(root_rotation: np.ndarray) -> np.ndarray:
+    """Q (3, 3) of a root rotation alone (joints at rest): ``M exp(root_rotation) M`` in model axes."""
+    return _M @ rotation_matrix(np.asarray(root_rotation, dtype=np.float64)) @ _M
+
+
+def euler_from_axis_angle(root_rotation: np.ndarray) -> tuple[float, float, float]:
+    """(yaw, pitch, roll) degrees of a root rotation (``FitParams.root_rotation``, joints at rest), in the
+    convention of the module docstring. With neck/head rotations use ``head_pose``."""
+    return euler_deg_from_matrix(relative_from_root_rotation(root_rotation))
+
+
 @dataclass(frozen=True, eq=False)
 class HeadPose:
     """The head joint's pose in the camera.
