@@ -1,10 +1,10 @@
 """Recording a session: :class:`SessionWriter` appends frames as they are tracked, crash-safe.
 
-The caller's thread only queues the TrackedFrame (microseconds); a background thread encodes the video
-segments and appends the binary record (:mod:`tracker.session.records`). Each record is one ``os.write`` to a
-file opened with
-``O_APPEND`` (no user-space buffer, so a killed process loses no record it had written) and the file is
-``fsync``'d every ``fsync_interval_s`` (so a power cut loses at most that much). Video segments are closed
+The caller's thread encodes the binary record (about 0.1 ms, :mod:`tracker.session.records`) and queues it
+with the image; a background thread encodes the video segments and appends the record. That thread only
+calls ``os.write`` and the video encoder, which release the GIL, so it never holds the tracking thread up.
+Each record is one ``os.write`` to a file opened with ``O_APPEND`` (no user-space buffer, so a killed
+process loses no record it had written) and the file is ``fsync``'d every ``fsync_interval_s`` (so a power cut loses at most that much). Video segments are closed
 every ``segment_s`` seconds (see :mod:`tracker.session`).
 
 The queue is bounded: when the disk is slower than the camera, ``write`` waits (back-pressure) rather than
@@ -137,6 +137,7 @@ class SessionWriter:
         self.video_frames = 0
         self.lost_frames = 0
         self.bytes_written = 0
+        self._queued_video_frames = 0
         self._first_ts: int | None = None
         self._last_ts: int | None = None
         self._closed = False
@@ -185,8 +186,16 @@ class SessionWriter:
             raise self.error
         if self._closed:
             raise SessionWriteError(f"the recording {self.folder} is closed")
+        # The record is encoded here (about 0.1 ms): the writer thread then only calls os.write and the video
+        # encoder, which release the GIL, so it never holds the tracking thread up.
+        with_video = bool(video and self.options.video)
+        video_frame = None
+        if with_video:
+            video_frame = self._queued_video_frames
+            self._queued_video_frames += 1
+        item = (encode_record(record_from_tracked(tracked, video_frame)),
+                tracked.frame.image if with_video else None, int(tracked.frame.timestamp_ns))
         deadline = time.monotonic() + self.options.block_timeout_s
-        item = (tracked, bool(video and self.options.video))
         while True:
             try:
                 self._queue.put(item, timeout=0.2)
@@ -252,17 +261,14 @@ class SessionWriter:
                 self._fail(exc)
         self._maybe_fsync()
 
-    def _write_item(self, tf: TrackedFrame, with_video: bool) -> None:
-        video_frame = None
-        if with_video:
-            video_frame = self._write_video(tf.frame.image)
-        data = encode_record(record_from_tracked(tf, video_frame))
+    def _write_item(self, data: bytes, image, timestamp_ns: int) -> None:
+        if image is not None:
+            self._write_video(image)
         _write_all(self._fd, data)
         self.bytes_written += len(data)
         self.frames_written += 1
-        ts = int(tf.frame.timestamp_ns)
-        self._first_ts = ts if self._first_ts is None else self._first_ts
-        self._last_ts = ts
+        self._first_ts = timestamp_ns if self._first_ts is None else self._first_ts
+        self._last_ts = timestamp_ns
         self._maybe_fsync()
         now = time.monotonic()
         if now - self._last_space_check >= 1.0:
