@@ -154,3 +154,15 @@ def test_demo_source_needs_nothing():
     src = open_source("demo", width=160, height=120)
     assert src.size == (160, 120) and src.intrinsics_hint.width == 160
     src.close()
+
+
+def test_demo_source_renders_the_head_model(head_model):
+    with DemoSource(160, 120, n_frames=2, realtime=False, loop_s=1.0, render_fps=2.0) as demo:
+        frames = list(demo)
+    assert demo.kind == "head model"
+    img = frames[0].image
+    background = img[0, 0].astype(int)
+    face = np.abs(img.astype(int) - background).sum(axis=2) > 30
+    assert 0.05 < face.mean() < 0.9  # a head in the middle of a plain background
+    ys, xs = np.nonzero(face)
+    assert 40 < xs.mean() < 120 and 30 < ys.mean() < 100

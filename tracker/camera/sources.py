@@ -176,6 +176,9 @@ class CameraSource(_SourceBase):
             raise CameraError(
                 f"camera {self.index} could not be opened: it is missing, or busy in another program "
                 f"(cameras found: {', '.join(str(c.index) for c in list_cameras()) or 'none'})")
+        if width or height:  # most webcams give large sizes at full frame rate only as MJPG
+            cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*"MJPG"))
+        cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the driver's queue: keep it short, our thread takes the latest
         if width:
             cap.set(cv2.CAP_PROP_FRAME_WIDTH, int(width))
         if height:
