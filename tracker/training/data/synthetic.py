@@ -12,7 +12,7 @@ Each sample (deterministic from its seed):
   and colour; random iris colour;
 - lighting: Lambert with a random direction, ambient and tint;
 - occluders (45%): random polygons (hand-, object-like) textured from real images or flat colours;
-- background: a random patch of a real image (blurred or not), or procedural colour noise;
+- background: a random patch near the edge of a real image (blurred or not), or procedural colour noise;
 - a little blur and noise.
 Labels: the landmark set's vertices projected with the perspective camera, weight 1 for every landmark
 (hidden ones included: the label is exact). Train samples take textures and backgrounds from train-split
@@ -166,9 +166,12 @@ class SyntheticGenerator:
         if img is None:
             return np.full((s, s, 3), 128, np.uint8)
         h, w = img.shape[:2]
-        # A patch of 30-70% of the image, so that a whole second face is rare.
-        ps = int(min(h, w) * rng.uniform(0.3, 0.7))
-        y0, x0 = rng.integers(0, h - ps + 1), rng.integers(0, w - ps + 1)
+        # A patch of 25-50% of the image's side near an edge: the (centred) face of a crop is mostly avoided.
+        ps = max(int(min(h, w) * rng.uniform(0.25, 0.5)), 1)
+        edge = int(rng.integers(4))
+        lo_y, lo_x = rng.integers(0, h - ps + 1), rng.integers(0, w - ps + 1)
+        y0 = 0 if edge == 0 else h - ps if edge == 1 else lo_y
+        x0 = 0 if edge == 2 else w - ps if edge == 3 else lo_x
         bg = cv2.resize(img[y0:y0 + ps, x0:x0 + ps], (s, s), interpolation=cv2.INTER_LINEAR)
         if rng.random() < 0.5:
             bg = cv2.flip(bg, int(rng.integers(-1, 2)))
@@ -357,7 +360,8 @@ def build_synthetic(opts) -> dict[str, Path]:
             continue
         keep = (lambda p: held_out(p)) if split == "val" else (lambda p: not held_out(p))
         pool = TexturePool.from_tables(tables, keep)
-        bgs = [str(p) for t in tables for p in t.images if keep(str(p))]
+        # Backgrounds: not the tight UTKFace crops (all face).
+        bgs = [str(p) for t in tables for p, src in zip(t.images, t.source) if keep(str(p)) and src != "utkface"]
         gen = SyntheticGenerator(model, ids, corr, pool, bgs)
         log.info("synthetic %s: %d samples, %d texture sources, %d backgrounds", split, count, len(pool), len(bgs))
         d = _write_split(gen, count, opts.out / "synthetic" / split, seed0, "synthetic")
