@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tracker.face.landmark_sets import (load_landmark_set, make_landmarks68, make_landmarks320,
-                                        write_landmark_set)
+                                        outer_skin_mask, write_landmark_set)
 
 # budgets of tracker/face/landmark_sets.py's docstring
 REGION_COUNTS = {"jaw": 25, "eyebrow": 16, "nose": 25, "eyelid": 32, "iris": 16, "pupil": 10,
@@ -56,6 +56,10 @@ def test_320_landmarks_lie_where_named(head_model):
     part = np.array(m.part_names)[m.vertex_part[lms.vertex_ids]]
     assert set(part[np.isin(regions, ["iris", "pupil"])]) == {"IrisLeft", "IrisRight"}
     assert set(part[~np.isin(regions, ["iris", "pupil"])]) <= {"Face", "BackHead"}
+    # ... and on the outer surface, never inside the mouth or eye sockets (BackHead's interior pieces)
+    outer = outer_skin_mask(m)
+    assert outer.sum() == 9409 + 1839  # ICT's face area and its head-and-neck piece
+    assert outer[lms.vertex_ids[~np.isin(regions, ["iris", "pupil"])]].all()
     # the face is denser than the scalp: mean nearest-neighbour spacing
     def spacing(sel):
         p = v[sel]

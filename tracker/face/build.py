@@ -33,8 +33,10 @@ from tracker.face.rig import compute_rig
 
 log = logging.getLogger(__name__)
 
-#: Changes whenever the cache format or the build procedure (incl. the rig) changes.
-MODEL_VERSION = "ict-facekit-1.rig-1"
+#: Changes whenever the cache format or the build procedure (incl. the rig) changes, and when a frozen landmark
+#: set is corrected (caches derived from the model and its landmarks key on it). lm-2: 8 scalp landmarks of
+#: landmarks320 that lay inside the mouth socket moved onto the scalp.
+MODEL_VERSION = "ict-facekit-1.rig-1.lm-2"
 CACHE_NAME = f"head_model_{MODEL_VERSION}.npz"
 
 NEUTRAL_OBJ = "generic_neutral_mesh.obj"

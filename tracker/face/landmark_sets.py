@@ -18,7 +18,10 @@ on the subject's right or on the mid-plane and adds the mirror vertex):
    25 degrees of it, iterated from +z): pupil centre (1), pupil rim at 7.5 degrees (4: up, nasal, down,
    temporal), limbus at 21 degrees (8, every 45 degrees from up): 13 each;
 3. regions filled by symmetric farthest-point sampling (FPS) seeded with every landmark chosen so far:
-   nose (12), face (86), ears (10 each), scalp and back of the head (36), neck (10).
+   nose (12), face (86), ears (10 each), scalp and back of the head (36), neck (10);
+4. picks inside the mouth or eye sockets (BackHead's interior pieces, which step 3's masks let in: 8 scalp
+   picks in the first release) are replaced in place, keeping their names and mirror slots, by symmetric FPS
+   over the outer scalp with every other landmark as seed (``outer_skin_mask``).
 Budgets: 25 + 16 + 13 + 32 + 26 + 24 + 20 + 12 + 86 + 20 + 36 + 10 = 320.
 """
 
@@ -179,6 +182,26 @@ def resample_path(vertices: np.ndarray, path: list[int], count: int) -> list[int
     return [path[i] for i in picks]
 
 
+def outer_skin_mask(model: HeadModel) -> np.ndarray:
+    """(N,) bool: the head's outer surface: the Face part and the connected piece of the BackHead part that
+    holds its lowest vertex (the head and neck, open at the bottom of the neck). BackHead also holds the mouth
+    socket and the two eye sockets, separate connected pieces inside the head."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    names = model.part_names
+    face = model.vertex_part == names.index("Face")
+    back = model.vertex_part == names.index("BackHead")
+    n = model.n_vertices
+    tri = model.faces[back[model.faces].all(axis=1)].astype(np.int64)
+    e = np.concatenate([tri[:, [0, 1]], tri[:, [1, 2]], tri[:, [2, 0]]])
+    g = coo_matrix((np.ones(e.shape[0]), (e[:, 0], e[:, 1])), shape=(n, n))
+    _, label = connected_components(g, directed=False)
+    back_ids = np.flatnonzero(back)
+    lowest = back_ids[np.argmin(model.neutral_cm[back_ids, 1])]
+    return face | (back & (label == label[lowest]))
+
+
 def eye_optical_axis(vertices: np.ndarray, iris_ids: np.ndarray, centre: np.ndarray,
                      cone_deg: float = 25.0, iterations: int = 10) -> np.ndarray:
     """The unit direction from the eyeball centre through the iris disc (iterated mean of the iris vertex
@@ -212,10 +235,11 @@ def iris_ring(vertices: np.ndarray, iris_ids: np.ndarray, centre: np.ndarray, ax
 
 
 def symmetric_fps(vertices: np.ndarray, candidates: np.ndarray, budget: int, selected: list[int],
-                  mirror: np.ndarray) -> list[int]:
+                  mirror: np.ndarray, pairs_only: bool = False) -> list[int]:
     """Farthest-point sampling of ``budget`` vertices from ``candidates`` (ids) that is mirror-symmetric:
     a pick on the subject's right (x < 0) brings its mirror right after it, a mid-plane pick counts once.
-    Distances are Euclidean, to every vertex in ``selected`` and every pick so far."""
+    Distances are Euclidean, to every vertex in ``selected`` and every pick so far. ``pairs_only``: never
+    pick on the mid-plane."""
     cand = np.asarray(candidates, dtype=np.int64)
     cand = cand[(vertices[cand, 0] <= 0.0) | (mirror[cand] == cand)]  # right half + mid-plane
     on_mid = mirror[cand] == cand
@@ -228,6 +252,8 @@ def symmetric_fps(vertices: np.ndarray, candidates: np.ndarray, budget: int, sel
         score = dmin.copy()
         if budget - len(out) == 1:
             score[~on_mid] = -np.inf
+        if pairs_only:
+            score[on_mid] = -np.inf
         i = int(np.argmax(score))
         if not np.isfinite(score[i]) and score[i] < 0:
             raise ValueError("symmetric FPS: an odd budget needs a mid-plane candidate")
@@ -380,6 +406,24 @@ def make_landmarks320(model: HeadModel) -> LandmarkSet:
                                  ("scalp", scalp, 36), ("neck", neck, 10)):
         picks = symmetric_fps(v, np.flatnonzero(mask), budget, b.ids, b.mirror)
         b.add(picks, b.fps_names(picks, region), region)
+
+    # 4. picks inside the mouth or eye sockets (interior pieces of BackHead that the first candidate masks let
+    # in) are replaced in place, in index order, keeping names and mirror slots: a mid-plane pick by the
+    # outer-scalp mid-plane vertex farthest from every other landmark, a pair by the farthest right-side
+    # vertex and its mirror.
+    outer = outer_skin_mask(model)
+    interior = (part == pidx["BackHead"]) & ~outer
+    outer_scalp = np.flatnonzero(scalp & outer)
+    i = 0
+    while i < len(b.ids):
+        if not interior[b.ids[i]]:
+            i += 1
+            continue
+        pair = b.mirror[b.ids[i]] != b.ids[i]
+        others = [vv for k, vv in enumerate(b.ids) if k != i and not (pair and k == i + 1)]
+        new = symmetric_fps(v, outer_scalp, 2 if pair else 1, others, b.mirror, pairs_only=pair)
+        b.ids[i:i + len(new)] = new
+        i += len(new)
 
     ids = np.array(b.ids, dtype=np.int64)
     if ids.shape[0] != 320:
