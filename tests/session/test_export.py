@@ -48,6 +48,13 @@ def test_arkit_mapping_covers_the_52_names():
     psi[ICT_EXPRESSION_NAMES.index("browInnerUp_L")] = 1.0
     w = arkit_weights(psi, mapping)
     assert w[ARKIT_NAMES.index("BrowInnerUp")] == 0.5 and w.sum() == 0.5
+    # gaze comes from the eye joints: both eyes turned 15 degrees towards the subject's left (+y in model axes)
+    joints = np.zeros((4, 3))
+    joints[2:, 1] = np.radians(15.0)
+    w = arkit_weights(np.zeros(53), mapping, joints)
+    assert w[ARKIT_NAMES.index("EyeLookOutLeft")] == pytest.approx(0.5)
+    assert w[ARKIT_NAMES.index("EyeLookInRight")] == pytest.approx(0.5)
+    assert w[ARKIT_NAMES.index("EyeLookInLeft")] == 0 and w[ARKIT_NAMES.index("EyeLookUpLeft")] == 0
 
 
 def test_head_angles_have_documented_signs():
@@ -94,7 +101,7 @@ def test_csv_follows_live_link_face_and_parses_back(session, tmp_path):
         if not tf.tracked:
             assert d["Tracked"] == "0" and d["JawOpen"] == ""
             continue
-        want = arkit_weights(tf.fit.params.expression, mapping)
+        want = arkit_weights(tf.fit.params.expression, mapping, tf.fit.params.joints)
         got = np.array([float(d[n]) for n in ARKIT_NAMES])
         assert np.allclose(got, want, atol=1e-5)
         yaw, pitch, roll = head_angles(tf.fit.params)["head"]

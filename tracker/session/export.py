@@ -1,13 +1,14 @@
 """Exporting a recorded session: Live Link Face-style CSV, JSON lines, and an OBJ mesh sequence.
 
-Head and eye angles (radians in the CSV, degrees in JSON lines) are Euler angles of the head's orientation
-in the model's axes (+x the subject's left, +y up, +z out of the face towards the camera when the root
-rotation is zero):  R = Ry(yaw) @ Rx(pitch) @ Rz(roll), so
+Angles are radians in the CSV (HeadYaw ... RightEyeRoll) and degrees in JSON lines, in the conventions of
+:mod:`tracker.face.pose`. The head: Euler angles of its orientation relative to the frontal pose, in the
+model's axes (+x the subject's left, +y up, +z out of the face), R = Ry(yaw) @ Rx(pitch) @ Rz(roll):
 - yaw > 0: the face turns towards the subject's left (the image's right for a mirror-free camera),
 - pitch > 0: the face tilts down (chin towards the chest),
 - roll > 0: the head tilts towards the subject's right shoulder (their left ear rises).
-The head orientation is the root rotation composed with the neck and head joints; eyes are their joint
-rotations relative to the head.
+The head orientation is the root rotation composed with the neck and head joints. The eyes: each eye's
+gaze relative to the head (``tracker.face.pose.eye_angles_deg``: yaw > 0 towards the subject's left,
+pitch > 0 up; roll is always 0). The EyeLook* blendshape columns come from the eye joints too.
 """
 
 from __future__ import annotations
@@ -76,10 +77,23 @@ def arkit_mapping(expression_names: tuple[str, ...] | list[str]) -> list[list[in
     return out
 
 
-def arkit_weights(expression: np.ndarray, mapping: list[list[int]]) -> np.ndarray:
-    """(52,) ARKit blendshape weights from the model's (n_exp,) expression weights."""
+def arkit_weights(expression: np.ndarray, mapping: list[list[int]], joints: np.ndarray | None = None) -> np.ndarray:
+    """(52,) ARKit blendshape weights from the model's (n_exp,) expression weights.
+
+    With ``joints`` (FitParams.joints), the EyeLook{Down,In,Out,Up}{Left,Right} columns come from the eye
+    joints (``tracker.face.pose.eye_look_weights``): in this model gaze is the eye joints', and the eyeLook*
+    blendshapes only shape the lids."""
     e = np.asarray(expression, dtype=np.float64)
-    return np.array([float(np.mean(e[idx])) if idx else 0.0 for idx in mapping])
+    out = np.array([float(np.mean(e[idx])) if idx else 0.0 for idx in mapping])
+    if joints is not None:
+        from tracker.face.pose import eye_look_weights
+
+        index = {n.lower(): i for i, n in enumerate(ARKIT_NAMES)}
+        for name, w in eye_look_weights(joints).items():
+            i = index.get(_ict_to_arkit_name(name).lower())
+            if i is not None:
+                out[i] = w
+    return out
 
 
 # ------------------------------------------------------------------------------------------------- angles
@@ -111,16 +125,18 @@ def head_rotation_model(p: FitParams) -> np.ndarray:
 
 
 def head_angles(p: FitParams) -> dict:
-    """Head yaw/pitch/roll (radians), eye yaw/pitch/roll (radians, each eye joint relative to the head) and
-    the head quaternion (w, x, y, z) in camera axes."""
+    """Head yaw/pitch/roll (radians, module docstring), eye yaw/pitch/roll (radians, each eye relative to the
+    head as ``tracker.face.pose.eye_angles_deg`` gives them: yaw > 0 towards the subject's left, pitch > 0
+    up; roll 0) and the head quaternion (w, x, y, z) in camera axes."""
+    from tracker.face.pose import eye_angles_deg
+
     yaw, pitch, roll = euler_yxz(head_rotation_model(p))
     joints = np.asarray(p.joints, dtype=np.float64).reshape(-1, 3)
-    eyes = {}
-    for side, k in (("left", 2), ("right", 3)):
-        eyes[side] = euler_yxz(_rodrigues(joints[k])) if joints.shape[0] > k else (0.0, 0.0, 0.0)
+    eyes = np.radians(eye_angles_deg(joints)) if joints.shape[0] >= 4 else np.zeros((2, 2))
     r_cam = _rodrigues(p.root_rotation) @ MODEL_TO_CAMERA_AXES @ _rodrigues(joints[0]) @ _rodrigues(joints[1]) \
         @ MODEL_TO_CAMERA_AXES.T
-    return {"head": (yaw, pitch, roll), "left_eye": eyes["left"], "right_eye": eyes["right"],
+    return {"head": (yaw, pitch, roll), "left_eye": (float(eyes[0, 0]), float(eyes[0, 1]), 0.0),
+            "right_eye": (float(eyes[1, 0]), float(eyes[1, 1]), 0.0),
             "head_quaternion_wxyz": _quaternion(r_cam)}
 
 
@@ -199,7 +215,7 @@ def export_csv(reader: SessionReader, out: Path) -> int:
             row = [timecode(int(rec["timestamp_ns"]), t0, start, fps), len(ARKIT_NAMES) + len(POSE_COLUMNS)]
             if p is not None and rec.get("tracked"):
                 ang = head_angles(p)
-                row += [f"{v:.6g}" for v in arkit_weights(p.expression, mapping)]
+                row += [f"{v:.6g}" for v in arkit_weights(p.expression, mapping, p.joints)]
                 row += [f"{v:.6g}" for v in (*ang["head"], *ang["left_eye"], *ang["right_eye"])]
                 row += [rec["index"], rec["timestamp_ns"], 1, *(f"{v:.4f}" for v in p.translation_mm),
                         f"{p.focal_px:.3f}", f"{rec['fit']['cost']:.6g}"]
@@ -239,7 +255,7 @@ def export_jsonl(reader: SessionReader, out: Path) -> int:
                 obj["eyes"] = {side: dict(zip(("yaw_deg", "pitch_deg", "roll_deg"),
                                               (math.degrees(v) for v in ang[side + "_eye"])))
                                for side in ("left", "right")}
-                obj["blendshapes"] = dict(zip(ARKIT_NAMES, arkit_weights(p.expression, mapping).tolist()))
+                obj["blendshapes"] = dict(zip(ARKIT_NAMES, arkit_weights(p.expression, mapping, p.joints).tolist()))
                 obj["expression"] = dict(zip(names, p.expression.tolist()))
                 obj["params"] = {"identity": p.identity.tolist(), "root_rotation": p.root_rotation.tolist(),
                                  "translation_mm": p.translation_mm.tolist(), "joints": p.joints.tolist(),
