@@ -211,3 +211,20 @@ def test_real_cache_loads_fast(real_build, head_model):
     # the shared fixture's model (the user cache) is the same model
     np.testing.assert_array_equal(head_model.neutral_cm, model.neutral_cm)
     np.testing.assert_array_equal(head_model.skin_weights, model.skin_weights)
+
+
+def test_zip_of_a_repository_reads_the_model_folder(tiny_ict, tmp_path):
+    """The download is a zip of the whole ICT-FaceKit repository: files elsewhere with the same names are
+    ignored."""
+    import zipfile
+
+    folder, src = tiny_ict
+    archive = tmp_path / "ICT-FaceKit-master.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("ICT-FaceKit-master/Other/identity000.obj", "v 1 2 3\n")
+        for f in sorted(folder.iterdir()):
+            z.write(f, f"ICT-FaceKit-master/FaceXModel/{f.name}")
+        z.writestr("ICT-FaceKit-master/Zzz/jawOpen.obj", "garbage")
+    model = build_head_model(archive)
+    np.testing.assert_allclose(model.identity_basis_cm[0], src["identity"][0], atol=2e-5)
+    np.testing.assert_allclose(model.expression_basis_cm[1], src["expression"][1], atol=2e-5)

@@ -98,8 +98,11 @@ class _ArchiveSource:
         try:
             if self.is_zip:
                 with zipfile.ZipFile(self.archive) as z:
-                    for n in z.namelist():
-                        if not n.endswith("/") and wanted(Path(n).name):
+                    names = z.namelist()
+                    homes = _model_folders(names)
+                    for n in names:
+                        if not n.endswith("/") and wanted(Path(n).name) and (
+                                len(homes) != 1 or str(Path(n).parent) in homes):
                             yield Path(n).name, z.read(n)
                 return
             with tarfile.open(self.archive, "r:*") as t:
@@ -110,6 +113,12 @@ class _ArchiveSource:
                             yield Path(m.name).name, f.read()
         except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as exc:
             raise ValueError(f"{self.archive}: corrupt archive ({exc})") from None
+
+
+def _model_folders(members: list[str]) -> set[str]:
+    """Folders holding the neutral mesh: in a zip of the whole repository (the download) only files beside it
+    are read, so other folders' files of the same name cannot interfere."""
+    return {str(Path(m).parent) for m in members if Path(m).name == NEUTRAL_OBJ}
 
 
 def _open_source(source: Path):
