@@ -104,6 +104,6 @@ def plot_landmark_sets(model: HeadModel, sets: list[LandmarkSet], view: str, out
     fig.tight_layout()
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_path, dpi=90)
+    fig.savefig(out_path, dpi=90, bbox_inches="tight")
     plt.close(fig)
     return out_path
