@@ -35,6 +35,8 @@ from tracker.types import Intrinsics, TrackedFrame
 log = logging.getLogger(__name__)
 
 _STOP = object()
+#: meta.json is padded to this size (see SessionWriter._write_meta).
+META_RESERVE = 16384
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -381,14 +383,32 @@ class SessionWriter:
         log.info("recording %s closed: %s", self.folder, self.status)
 
     def _write_meta(self) -> None:
-        """meta.json replaced atomically (temp file, fsync, rename)."""
+        """meta.json replaced atomically (temp file, fsync, rename). The file is padded with spaces to
+        ``META_RESERVE`` bytes, so that when the disk is full the final update can still overwrite it in place."""
         path = self.folder / META_NAME
+        data = json.dumps(self.meta, indent=2, default=float).encode("utf-8") + b"\n"
+        data += b" " * max(0, META_RESERVE - len(data))
         tmp = path.with_suffix(".json.tmp")
-        data = json.dumps(self.meta, indent=2, default=float).encode("utf-8")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            _write_all(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                _write_all(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or not path.is_file() \
+                    or len(data) > path.stat().st_size:
+                raise
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+            # disk full: overwrite the reserved file in place (no new blocks needed)
+            fd = os.open(path, os.O_WRONLY)
+            try:
+                _write_all(fd, data.ljust(path.stat().st_size))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
