@@ -130,3 +130,70 @@ def test_frame_undistorter_straightens_a_distorted_render():
     before = np.abs(distorted.astype(int) - ideal)[inner].mean()
     after = np.abs(fixed.astype(int) - ideal)[inner].mean()
     assert after < 0.35 * before, (before, after)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# python main.py calibrate
+
+
+def test_cli_board_from_image_folder(checker_views, tmp_path, monkeypatch, capsys):
+    import json
+
+    import cv2
+
+    from tracker.camera import profiles
+    from tracker.cli import main
+
+    monkeypatch.setenv("TRACKER_CONFIG", str(tmp_path / "cfg"))
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    for i, view in enumerate(checker_views):
+        cv2.imwrite(str(folder / f"view{i:02d}.png"), view)
+    cv2.imwrite(str(folder / "nothing.png"), np.full((360, 480), 128, np.uint8))
+    assert main(["calibrate", "--source", str(folder), "--method", "board", "--board", str(CB), "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "nothing.png: no board" in out and "view00.png: kept" in out
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["camera_id"] == "shots" and result["n_views"] == 9
+    assert abs(result["fx"] / CAM.fx - 1) < 0.005
+    saved = profiles.load_profile("shots", 480, 360)
+    assert saved is not None and saved.fx == pytest.approx(result["fx"])
+
+    assert main(["calibrate", "--list"]) == 0
+    assert capsys.readouterr().out.startswith("shots 480x360: f=")
+    assert main(["calibrate", "--camera-id", "shots", "--size", "480x360", "--set-hfov", "65"]) == 0
+    assert profiles.load_profile("shots", 480, 360).hfov_deg == pytest.approx(65.0)
+    assert main(["calibrate", "--camera-id", "shots", "--size", "480x360", "--delete"]) == 0
+    assert profiles.load_profile("shots", 480, 360) is None
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["calibrate", "--method", "board"], "--source is needed"),
+    (["calibrate", "--source", "0"], "--method face or --method board is needed"),
+    (["calibrate", "--source", "SRC", "--method", "board", "--board", "checkerboard:9x6"],
+     "board spec must look like"),
+    (["calibrate", "--source", "/nonexistent/clip.mp4", "--method", "board"],
+     "no such video file, session folder or camera index"),
+    (["calibrate", "--source", "FOLDER", "--method", "face"], "a folder of images works only with --method board"),
+    (["calibrate", "--source", "EMPTY", "--method", "board"], "no images"),
+    (["calibrate", "--source", "FOLDER", "--method", "board", "--frames", "0"], "--frames must be positive"),
+    (["calibrate", "--source", "FOLDER", "--method", "board"], "no board in view: the checkerboard:9x6:25mm board "
+                                                                "was not found in any of the 2 images"),
+    (["calibrate", "--camera-id", "x", "--size", "big", "--delete"], "--size must look like 640x480"),
+    (["calibrate", "--camera-id", "x", "--size", "640x480", "--delete"], "no profile for camera 'x' at 640x480"),
+])
+def test_cli_errors(argv, message, tmp_path, monkeypatch, capsys):
+    import cv2
+
+    from tracker.cli import main
+
+    monkeypatch.setenv("TRACKER_CONFIG", str(tmp_path / "cfg"))
+    folder, empty = tmp_path / "imgs", tmp_path / "empty"
+    folder.mkdir()
+    empty.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(folder / f"{i}.png"), np.full((120, 160), 100 + i, np.uint8))
+    argv = [str(folder) if a == "FOLDER" else str(empty) if a == "EMPTY" else a for a in argv]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("main.py calibrate: error: ") and message in err, err

@@ -412,6 +412,8 @@ class FaceCalibrator:
         return self._add(Keyframe(landmarks, intrinsics, yaw_deg, pitch_deg, float(depth), index, params), solve)
 
     def _add(self, kf: Keyframe, solve: bool) -> CalibrationUpdate:
+        if self.state == "failed":
+            return self._update(False, f"{self.message} (retry to start again)")
         if self.state != "collecting":
             return self._update(False, f"calibration is {self.state}; retry to start again")
         if self.intrinsics is None:

@@ -211,7 +211,10 @@ def edit_profile(camera_id: str, width: int, height: int, *, fx: float | None = 
     if dist_coeffs is not None:
         changes["dist_coeffs"] = tuple(float(c) for c in dist_coeffs)
     k = replace(k, **changes)
-    edited = replace(profile, intrinsics=k, method="manual" if (changes or hfov_deg is not None) else profile.method,
+    changed = bool(changes) or hfov_deg is not None
+    edited = replace(profile, intrinsics=k, method="manual" if changed else profile.method,
+                     rms_reprojection_px=None if changed else profile.rms_reprojection_px,
+                     focal_std_px=None if changed else profile.focal_std_px,
                      notes=profile.notes if notes is None else notes, created=_now())
     save_profile(edited)
     return edited
