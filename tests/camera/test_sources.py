@@ -166,3 +166,19 @@ def test_demo_source_renders_the_head_model(head_model):
     assert 0.05 < face.mean() < 0.9  # a head in the middle of a plain background
     ys, xs = np.nonzero(face)
     assert 40 < xs.mean() < 120 and 30 < ys.mean() < 100
+
+
+def test_video_closed_from_another_thread_while_reading(shared_data):
+    src = VideoSource(shared_data / CLIP)
+    got = []
+
+    def consume():
+        for frame in src:
+            got.append(frame.index)
+
+    t = threading.Thread(target=consume)
+    t.start()
+    time.sleep(0.05)
+    src.close()
+    t.join(timeout=5)
+    assert not t.is_alive() and 0 < len(got) < 216

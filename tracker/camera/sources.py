@@ -190,6 +190,7 @@ class CameraSource(_SourceBase):
         self._latest: Frame | None = None
         self._seq = 0
         self._error: CameraError | None = None
+        self._returned_seq = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"camera-{self.index}", daemon=True)
         self._thread.start()
@@ -251,7 +252,7 @@ class CameraSource(_SourceBase):
         """The next frame newer than the last one returned (blocks). Raises CameraError when the camera stops."""
         timeout = self.stall_timeout_s + 1.0 if timeout_s is None else timeout_s
         with self._cond:
-            last = getattr(self, "_returned_seq", 0)
+            last = self._returned_seq
             ready = self._cond.wait_for(
                 lambda: self._seq > last or self._error is not None or self._stop.is_set(), timeout=timeout)
             if self._seq > last:
@@ -334,6 +335,7 @@ class VideoSource(_SourceBase):
         self.frames_read = 0
         self.intrinsics_hint = intrinsics.scaled_to(self._width, self._height) if intrinsics else None
         self._closed = False
+        self._lock = threading.Lock()
 
     @property
     def size(self) -> tuple[int, int]:
@@ -351,9 +353,12 @@ class VideoSource(_SourceBase):
     def _rewind(self) -> bool:
         import cv2
 
-        self._cap.release()
-        self._cap = cv2.VideoCapture(str(self.path))
-        ok, first = self._cap.read()
+        with self._lock:
+            if self._cap is None:
+                return False
+            self._cap.release()
+            self._cap = cv2.VideoCapture(str(self.path))
+            ok, first = self._cap.read()
         self._first = first if ok else None
         return ok
 
@@ -369,7 +374,10 @@ class VideoSource(_SourceBase):
                 self._first = None
             else:
                 try:
-                    ok, image = self._cap.read()
+                    with self._lock:  # close() from another thread waits for this read
+                        if self._cap is None:
+                            return
+                        ok, image = self._cap.read()
                 except cv2.error as exc:  # a corrupt packet can raise in some builds
                     log.warning("decoding %s failed at frame %d: %s", self.path, index, exc)
                     ok, image = False, None
@@ -385,7 +393,8 @@ class VideoSource(_SourceBase):
                 return
             local = self.frames_read
             self.frames_read += 1
-            pos_ms = self._cap.get(cv2.CAP_PROP_POS_MSEC)
+            with self._lock:
+                pos_ms = self._cap.get(cv2.CAP_PROP_POS_MSEC) if self._cap is not None else 0.0
             t_ns = int(round(pos_ms * 1e6)) if pos_ms and pos_ms > 0 and local > 0 else int(round(local * 1e9 / self.fps))
             if self.realtime:
                 due = start + index / self.fps
@@ -396,10 +405,15 @@ class VideoSource(_SourceBase):
             index += 1
 
     def close(self) -> None:
+        """Stop (safe from another thread: a read in progress finishes first)."""
         self._closed = True
-        if getattr(self, "_cap", None) is not None:
-            self._cap.release()
-            self._cap = None
+        lock = getattr(self, "_lock", None)
+        if lock is None:
+            return
+        with lock:
+            if self._cap is not None:
+                self._cap.release()
+                self._cap = None
 
 
 # ----------------------------------------------------------------------------------------------------- demo
