@@ -7,9 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from tracker.gui.geometry import (VertexNormals, gaze_angles_deg, head_euler_deg, letterbox, projection_matrix,
-                                  rotation_matrix, select_parts, sigma_colors, unique_edges, unproject_pixels,
-                                  vertex_normals)
+from tracker.gui.geometry import (VertexNormals, letterbox, projection_matrix, select_parts, sigma_colors,
+                                  unique_edges, unproject_pixels, vertex_normals)
 from tracker.types import Intrinsics
 
 
@@ -107,30 +106,3 @@ def test_select_parts_and_edges():
     with pytest.raises(ValueError, match=r"unknown mesh parts \['ears'\]"):
         select_parts(faces, part, ("face", "back"), ("ears",))
     assert unique_edges(np.array([[0, 1, 2], [2, 1, 3]])).tolist() == [[0, 1], [0, 2], [1, 2], [1, 3], [2, 3]]
-
-
-def test_head_euler_of_single_axis_rotations():
-    # yaw about the camera's y axis, pitch about x, roll about z
-    yaw, pitch, roll = head_euler_deg(np.array([0.0, math.radians(30), 0.0]))
-    assert (yaw, pitch, roll) == pytest.approx((30, 0, 0), abs=1e-6)
-    yaw, pitch, roll = head_euler_deg(np.array([math.radians(-20), 0.0, 0.0]))
-    assert (yaw, pitch, roll) == pytest.approx((0, -20, 0), abs=1e-6)
-    yaw, pitch, roll = head_euler_deg(np.array([0.0, 0.0, math.radians(15)]))
-    assert (yaw, pitch, roll) == pytest.approx((0, 0, 15), abs=1e-6)
-    # a combined rotation decomposes back to its angles
-    a, b, c = (math.radians(x) for x in (25, -10, 5))
-    ry = rotation_matrix(np.array([0, a, 0]))
-    rx = rotation_matrix(np.array([b, 0, 0]))
-    rz = rotation_matrix(np.array([0, 0, c]))
-    from scipy.spatial.transform import Rotation
-
-    rotvec = Rotation.from_matrix(ry @ rx @ rz).as_rotvec()
-    assert head_euler_deg(rotvec) == pytest.approx((25, -10, 5), abs=1e-6)
-
-
-def test_gaze_angles():
-    assert gaze_angles_deg(np.zeros(3)) == pytest.approx((0, 0))
-    h, v = gaze_angles_deg(np.array([0.0, math.radians(20), 0.0]))  # about +y: looks towards +x
-    assert h == pytest.approx(20) and v == pytest.approx(0, abs=1e-9)
-    h, v = gaze_angles_deg(np.array([math.radians(-15), 0.0, 0.0]))  # about -x: +z turns to +y (up)
-    assert h == pytest.approx(0, abs=1e-9) and v == pytest.approx(15)

@@ -77,16 +77,20 @@ class TrackingRun:
     realtime: files paced at their frame rate. model: the head model the pipeline fits (shared with the
     views). Raises the source's error (in words) when it cannot open. When the pipeline cannot start (no
     landmark network, ...) the video still plays, every frame untracked with the reason as its message.
+    source: an already open frame source (instead of opening ``spec``); frame_transform: Frame -> Frame
+    applied before tracking (the benchmark scales frames to 640x480).
     """
 
     def __init__(self, spec: str, camera_mode: tuple[int, int, int] = (0, 0, 0), start_at: int = 0,
-                 realtime: bool = True, intrinsics: Intrinsics | None = None, model=None):
+                 realtime: bool = True, intrinsics: Intrinsics | None = None, model=None, source=None,
+                 frame_transform=None):
         from tracker.camera.sources import open_source
 
         w, h, fps = camera_mode
         self.model = model
-        self.source = open_source(spec, width=w or None, height=h or None, fps=fps or None, realtime=realtime,
-                                  intrinsics=intrinsics)
+        self.source = source if source is not None else open_source(
+            spec, width=w or None, height=h or None, fps=fps or None, realtime=realtime, intrinsics=intrinsics)
+        self.frame_transform = frame_transform
         self.start_at = max(0, int(start_at)) if self.source.length else 0
         self.info = SourceInfo(str(spec), source_kind(spec), self.source.description, float(self.source.fps),
                                self.source.length, tuple(self.source.size), self.start_at)
@@ -95,6 +99,8 @@ class TrackingRun:
         frames = iter(self.source)
         if self.start_at:
             frames = itertools.islice(frames, self.start_at, None)
+        if self.frame_transform is not None:
+            frames = map(self.frame_transform, frames)
         return frames
 
     def __iter__(self) -> Iterator[TrackedFrame]:

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tracker.face.model import HeadModel
-from tracker.gui.geometry import (VertexNormals, gaze_angles_deg, head_euler_deg, select_parts, sigma_colors,
-                                  unique_edges, unproject_pixels)
+from tracker.face.pose import euler_from_axis_angle, eye_angles_deg, head_pose
+from tracker.gui.geometry import VertexNormals, select_parts, sigma_colors, unique_edges, unproject_pixels
 from tracker.types import CM_TO_MM, MODEL_TO_CAMERA_AXES, TrackedFrame
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,9 @@ class DisplayFrame:
     image: (H, W, 3) BGR; vertices_mm/normals_cam: (M, 3) float32 camera space, or None (no face);
     head_vertices_cm/normals_head: (M, 3) the same head in model axes (cm), centred on the model origin, with
     the fitted rotation (so it turns like the face) for the orbit view; landmark_points: (L, 3) on the
-    landmark plane, landmark_colors: (L, 4) by sigma.
+    landmark plane, landmark_colors: (L, 4) by sigma. euler_deg: the head's (yaw, pitch, roll) and
+    head_position_mm its pivot in the camera (``tracker.face.pose.head_pose``); gaze_deg: ((yaw, pitch) of
+    eye_L, of eye_R) relative to the head (``tracker.face.pose.eye_angles_deg``).
     """
 
     tracked: TrackedFrame
@@ -80,6 +82,7 @@ class DisplayFrame:
     landmark_points: np.ndarray | None = None
     landmark_colors: np.ndarray | None = None
     euler_deg: tuple[float, float, float] | None = None
+    head_position_mm: np.ndarray | None = None
     gaze_deg: tuple[tuple[float, float], tuple[float, float]] | None = None
     sigma_mean_px: float = math.nan
     prepare_ms: float = 0.0
@@ -116,9 +119,15 @@ class FramePreparer:
             out["sigma_mean_px"] = float(np.mean(tf.landmarks.sigma_px))
         if fit is not None and tf.tracked:
             p = fit.params
-            out["euler_deg"] = head_euler_deg(p.root_rotation)
-            if p.joints is not None and len(p.joints) >= 4:
-                out["gaze_deg"] = (gaze_angles_deg(p.joints[2]), gaze_angles_deg(p.joints[3]))
+            if self.model is not None:  # the head joint's pose: root, neck and head rotations composed
+                hp = head_pose(self.model, p)
+                out["euler_deg"] = (hp.yaw_deg, hp.pitch_deg, hp.roll_deg)
+                out["head_position_mm"] = np.asarray(hp.position_mm, dtype=np.float64)
+            else:
+                out["euler_deg"] = euler_from_axis_angle(p.root_rotation)
+                out["head_position_mm"] = np.asarray(p.translation_mm, dtype=np.float64)
+            gaze = eye_angles_deg(p.joints)
+            out["gaze_deg"] = ((float(gaze[0, 0]), float(gaze[0, 1])), (float(gaze[1, 0]), float(gaze[1, 1])))
             if self.model is not None and self.mesh and self.topology is not None:
                 verts = np.asarray(self.fit_vertices(self.model, fit))[self.topology.vertex_ids]
                 verts = verts.astype(np.float32, copy=False)

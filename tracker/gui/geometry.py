@@ -5,8 +5,6 @@ No Qt and no OpenGL here, so everything is testable without a display and can ru
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from tracker.types import Intrinsics
@@ -152,53 +150,3 @@ def sigma_colors(sigma_px: np.ndarray, lo: float = 1.0, hi: float = 6.0, alpha: 
     f = (t - i)[:, None]
     rgb = _SIGMA_STOPS[i] * (1.0 - f) + _SIGMA_STOPS[i + 1] * f
     return np.concatenate([rgb, np.full((s.shape[0], 1), alpha, dtype=np.float32)], axis=1)
-
-
-def rotation_matrix(axis_angle: np.ndarray) -> np.ndarray:
-    """Rodrigues: (3,) axis-angle -> (3, 3)."""
-    r = np.asarray(axis_angle, dtype=np.float64)
-    theta = float(np.linalg.norm(r))
-    if theta < 1e-12:
-        return np.eye(3)
-    k = r / theta
-    kx = np.array([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
-    return np.eye(3) + math.sin(theta) * kx + (1.0 - math.cos(theta)) * (kx @ kx)
-
-
-def gaze_angles_deg(eye_axis_angle: np.ndarray) -> tuple[float, float]:
-    """An eye joint's local rotation (3,) -> (horizontal, vertical) gaze angles in degrees relative to the head.
-
-    Model space (+y up, +z out of the face): the rest gaze is +z; horizontal is positive towards the model's
-    +x (the subject's left, the viewer's right), vertical is positive looking up.
-    """
-    d = rotation_matrix(eye_axis_angle) @ np.array([0.0, 0.0, 1.0])
-    return math.degrees(math.atan2(d[0], d[2])), math.degrees(math.atan2(d[1], math.hypot(d[0], d[2])))
-
-
-def head_euler_deg(root_rotation: np.ndarray) -> tuple[float, float, float]:
-    """Head rotation (3,) axis-angle (model after the axis flip -> camera) -> (yaw, pitch, roll) in degrees.
-
-    Uses ``tracker.face.pose`` when it provides ``euler_from_axis_angle`` (the project's one definition);
-    otherwise an intrinsic Y-X-Z decomposition in camera axes: R = Ry(yaw) Rx(pitch) Rz(roll), zero for a
-    face looking into the camera.
-    """
-    try:  # the project's definition, when the head-model work provides it
-        from tracker.face import pose as _pose  # noqa: PLC0415
-        fn = getattr(_pose, "euler_from_axis_angle", None)
-        if fn is not None:
-            out = fn(np.asarray(root_rotation, dtype=np.float64))
-            if isinstance(out, dict):
-                return float(out["yaw_deg"]), float(out["pitch_deg"]), float(out["roll_deg"])
-            if hasattr(out, "yaw_deg"):
-                return float(out.yaw_deg), float(out.pitch_deg), float(out.roll_deg)
-            a = np.asarray(out, dtype=np.float64).reshape(-1)
-            return float(a[0]), float(a[1]), float(a[2])
-    except ImportError:
-        pass
-    r = rotation_matrix(root_rotation)
-    # R = Ry(a) Rx(b) Rz(c): r[1,2] = -sin b, r[0,2] = cos b sin a, r[2,2] = cos b cos a,
-    # r[1,0] = cos b sin c, r[1,1] = cos b cos c
-    pitch = math.asin(max(-1.0, min(1.0, -r[1, 2])))
-    yaw = math.atan2(r[0, 2], r[2, 2])
-    roll = math.atan2(r[1, 0], r[1, 1])
-    return math.degrees(yaw), math.degrees(pitch), math.degrees(roll)

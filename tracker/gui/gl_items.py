@@ -78,22 +78,18 @@ void main() {
 }
 """
 
-_programs: dict[tuple[int, str], int] = {}
-
-
-def _program(name: str, vs: str, fs: str, attributes: tuple[str, ...]) -> int:
-    """Compile once per GL context; attribute locations fixed by ``attributes`` order."""
-    from PyQt6.QtGui import QOpenGLContext
-
-    key = (id(QOpenGLContext.currentContext()), name)
-    prog = _programs.get(key)
+def _program(item, name: str, vs: str, fs: str, attributes: tuple[str, ...]) -> int:
+    """Compile once per view (each view has its own GL context); attribute locations fixed by ``attributes``."""
+    view = item.view()
+    cache = view.__dict__.setdefault("_gl_programs", {})
+    prog = cache.get(name)
     if prog is None:
         prog = gl_shaders.compileProgram(gl_shaders.compileShader(vs, GL.GL_VERTEX_SHADER),
                                          gl_shaders.compileShader(fs, GL.GL_FRAGMENT_SHADER))
         for i, attr in enumerate(attributes):
             GL.glBindAttribLocation(prog, i, attr)
         GL.glLinkProgram(prog)
-        _programs[key] = prog
+        cache[name] = prog
     return prog
 
 
@@ -125,7 +121,7 @@ class MeshItem(GLGraphicsItem.GLGraphicsItem):
     """A triangle mesh drawn shaded and translucent (depth pre-pass, so only the nearest layer blends), and/or
     its wireframe. Positions in the view's model coordinates."""
 
-    def __init__(self, color=(0.93, 0.78, 0.68, 0.55), edge_color=(0.35, 0.85, 1.0, 0.45),
+    def __init__(self, color=(0.45, 0.78, 1.0, 0.5), edge_color=(0.35, 0.85, 1.0, 0.45),
                  light=(0.25, -0.35, 0.9), parentItem=None):
         super().__init__(parentItem=parentItem)
         self.color = tuple(float(c) for c in color)
@@ -194,7 +190,7 @@ class MeshItem(GLGraphicsItem.GLGraphicsItem):
         GL.glDisable(GL.GL_BLEND)
 
     def _paint_faces(self, mvp: np.ndarray) -> None:
-        prog = _program("mesh", _MESH_VS, _MESH_FS, ("a_position", "a_normal"))
+        prog = _program(self, "mesh", _MESH_VS, _MESH_FS, ("a_position", "a_normal"))
         nmat = _mat(self.modelViewMatrix().normalMatrix())
         GL.glUseProgram(prog)
         try:
@@ -233,7 +229,7 @@ class MeshItem(GLGraphicsItem.GLGraphicsItem):
             GL.glUseProgram(0)
 
     def _paint_edges(self, mvp: np.ndarray) -> None:
-        prog = _program("flat", _FLAT_VS, _FLAT_FS, ("a_position", "a_color"))
+        prog = _program(self, "flat", _FLAT_VS, _FLAT_FS, ("a_position", "a_color"))
         GL.glUseProgram(prog)
         try:
             GL.glUniformMatrix4fv(GL.glGetUniformLocation(prog, "u_mvp"), 1, False, mvp)
@@ -287,7 +283,7 @@ class PointsItem(GLGraphicsItem.GLGraphicsItem):
             self._pos.upload(self._data[0])
             self._col.upload(self._data[1])
             self._dirty = False
-        prog = _program("flat", _FLAT_VS, _FLAT_FS, ("a_position", "a_color"))
+        prog = _program(self, "flat", _FLAT_VS, _FLAT_FS, ("a_position", "a_color"))
         GL.glDisable(GL.GL_DEPTH_TEST)
         GL.glEnable(GL.GL_BLEND)
         GL.glBlendFunc(GL.GL_SRC_ALPHA, GL.GL_ONE_MINUS_SRC_ALPHA)
@@ -314,6 +310,48 @@ class PointsItem(GLGraphicsItem.GLGraphicsItem):
             GL.glEnable(GL.GL_DEPTH_TEST)
 
 
+class LinesItem(GLGraphicsItem.GLGraphicsItem):
+    """Line segments in one colour (a floor grid). positions: (2K, 3), each pair one segment."""
+
+    def __init__(self, positions: np.ndarray, color=(0.5, 0.5, 0.55, 0.35), parentItem=None):
+        super().__init__(parentItem=parentItem)
+        self.color = tuple(float(c) for c in color)
+        self._data = np.ascontiguousarray(positions, dtype=np.float32)
+        self._pos = _Buffer()
+        self._dirty = True
+
+    @classmethod
+    def grid(cls, size: float, spacing: float, y: float, **kwargs) -> "LinesItem":
+        """A square grid in the plane at height ``y`` (model axes: +y up), centred on the origin."""
+        ticks = np.arange(-size / 2, size / 2 + 1e-6, spacing)
+        seg = [((t, y, -size / 2), (t, y, size / 2)) for t in ticks]
+        seg += [((-size / 2, y, t), (size / 2, y, t)) for t in ticks]
+        return cls(np.array(seg, dtype=np.float32).reshape(-1, 3), **kwargs)
+
+    def paint(self) -> None:
+        if self._dirty:
+            self._pos.upload(self._data)
+            self._dirty = False
+        prog = _program(self, "flat", _FLAT_VS, _FLAT_FS, ("a_position", "a_color"))
+        GL.glEnable(GL.GL_DEPTH_TEST)
+        GL.glEnable(GL.GL_BLEND)
+        GL.glBlendFunc(GL.GL_SRC_ALPHA, GL.GL_ONE_MINUS_SRC_ALPHA)
+        GL.glUseProgram(prog)
+        try:
+            GL.glUniformMatrix4fv(GL.glGetUniformLocation(prog, "u_mvp"), 1, False, _mat(self.mvpMatrix()))
+            GL.glUniform1f(GL.glGetUniformLocation(prog, "u_point_size"), 1.0)
+            self._pos.vbo.bind()
+            GL.glVertexAttribPointer(0, 3, GL.GL_FLOAT, False, 0, None)
+            GL.glEnableVertexAttribArray(0)
+            GL.glVertexAttrib4f(1, *self.color)
+            GL.glDrawArrays(GL.GL_LINES, 0, self._pos.count)
+            GL.glDisableVertexAttribArray(0)
+            self._pos.vbo.release()
+        finally:
+            GL.glUseProgram(0)
+            GL.glDisable(GL.GL_BLEND)
+
+
 class VideoQuadItem(GLGraphicsItem.GLGraphicsItem):
     """The video frame as a texture filling the whole viewport, drawn first, behind everything."""
 
@@ -331,6 +369,10 @@ class VideoQuadItem(GLGraphicsItem.GLGraphicsItem):
         self._image = None if image_bgr is None else np.ascontiguousarray(image_bgr, dtype=np.uint8)
         self._dirty = self._image is not None
         self.update()
+
+    def has_new_image(self) -> bool:
+        """True when an image was set that has not been drawn yet."""
+        return self._dirty
 
     def paint(self) -> None:
         if self._image is None:
@@ -356,7 +398,7 @@ class VideoQuadItem(GLGraphicsItem.GLGraphicsItem):
             else:
                 GL.glTexSubImage2D(GL.GL_TEXTURE_2D, 0, 0, 0, w, h, GL.GL_BGR, GL.GL_UNSIGNED_BYTE, self._image)
             self._dirty = False
-        prog = _program("quad", _QUAD_VS, _QUAD_FS, ("a_position", "a_texcoord"))
+        prog = _program(self, "quad", _QUAD_VS, _QUAD_FS, ("a_position", "a_texcoord"))
         GL.glDisable(GL.GL_DEPTH_TEST)
         GL.glDisable(GL.GL_BLEND)
         GL.glDepthMask(GL.GL_FALSE)

@@ -23,7 +23,7 @@ from tracker.gui.backend import ReplayRun, SourceInfo, TrackingRun, make_recorde
 from tracker.gui.display import DisplayFrame, FramePreparer
 from tracker.gui.panels import ExpressionBars, PosePanel, SpeedPanel, TimePlots
 from tracker.gui.settings import AppSettings
-from tracker.gui.views import HeadView, OverlayView
+from tracker.gui.views import HeadView, OverlayView, container
 from tracker.gui.worker import TrackingWorker
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.run_factory = run_factory or functools.partial(default_run_factory, realtime=realtime,
                                                                   model=model)
         self.realtime = realtime
+        self.save_settings_on_close = True
         self.preparer = FramePreparer(model, fit_vertices=fit_vertices)
         self.worker: TrackingWorker | None = None
         self.info: SourceInfo | None = None
@@ -71,6 +72,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self._position = 0
         self._ended = False
         self._last_message = ""
+        self._note = ""
+        self._recording_failed = False
         self.setWindowTitle("Face Tracker")
         self._build_views(expression_names or (model.expression_names if model is not None else ()))
         self._build_actions()
@@ -127,7 +130,8 @@ class MainWindow(QtWidgets.QMainWindow):
         lv = QtWidgets.QVBoxLayout(left)
         lv.setContentsMargins(0, 0, 0, 0)
         lv.setSpacing(2)
-        lv.addWidget(self.overlay, 1)
+        self.overlay_widget = container(self.overlay)
+        lv.addWidget(self.overlay_widget, 1)
         lv.addWidget(self.timeline)
         left_split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
         left_split.addWidget(left)
@@ -141,7 +145,8 @@ class MainWindow(QtWidgets.QMainWindow):
         head_box = QtWidgets.QGroupBox("3D head (drag to orbit, wheel to zoom)")
         hb = QtWidgets.QVBoxLayout(head_box)
         hb.setContentsMargins(2, 2, 2, 2)
-        hb.addWidget(self.head_view)
+        self.head_widget = container(self.head_view)
+        hb.addWidget(self.head_widget)
         rv.addWidget(head_box, 3)
         rv.addWidget(self.pose_panel)
         rv.addWidget(self.speed_panel)
@@ -151,9 +156,15 @@ class MainWindow(QtWidgets.QMainWindow):
         eb.addWidget(self.expressions)
         rv.addWidget(expr_box)
 
+        right.setMinimumHeight(640)
+        scroll = QtWidgets.QScrollArea()  # the panels scroll on small screens instead of forcing the height
+        scroll.setWidget(right)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.splitter = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
         self.splitter.addWidget(left_split)
-        self.splitter.addWidget(right)
+        self.splitter.addWidget(scroll)
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 2)
         self.splitter.setSizes([860, 560])
@@ -214,6 +225,8 @@ class MainWindow(QtWidgets.QMainWindow):
     def _build_status(self) -> None:
         self.session_label = QtWidgets.QLabel("")
         self.source_label = QtWidgets.QLabel("")
+        self.track_label = QtWidgets.QLabel("")
+        self.statusBar().addPermanentWidget(self.track_label)
         self.statusBar().addPermanentWidget(self.source_label)
         self.statusBar().addPermanentWidget(self.session_label)
 
@@ -244,6 +257,7 @@ class MainWindow(QtWidgets.QMainWindow):
             msg = "No camera found: showing the built-in demo source (open a video or a session from Source)."
             log.warning(msg)
             self.open_source("demo")
+            self._note = msg  # shown instead of "playing ..." once the demo runs
             self.show_status(msg, 0)
             return
         indices = [str(c.index) for c in cameras]
@@ -251,8 +265,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.open_source(last if last in indices else indices[0], fallback_to_demo=True)
 
     def open_source(self, spec: str, camera_mode: tuple[int, int, int] | None = None, start_at: int = 0,
-                    fallback_to_demo: bool = False) -> None:
-        """Stop what runs and start tracking (or replaying) ``spec``; the source opens in the worker thread."""
+                    fallback_to_demo: bool = False, hold_after_first: bool = False) -> None:
+        """Stop what runs and start tracking (or replaying) ``spec``; the source opens in the worker thread.
+        ``start_at``: the first frame of a file or session; ``hold_after_first``: show that frame and pause."""
         self.stop_worker()
         if camera_mode is not None:
             self.camera_mode = camera_mode
@@ -260,14 +275,15 @@ class MainWindow(QtWidgets.QMainWindow):
         self._fallback_to_demo = fallback_to_demo
         self._ended = False
         if start_at == 0:
-            self.plots.clear()
+            self.plots.reset()
         factory, mode, text = self.run_factory, self.camera_mode, self.spec
 
         def make_frames():  # runs in the worker thread: opening a camera never blocks the window
             return factory(text, mode, start_at)
 
         kind = source_kind(self.spec)
-        worker = TrackingWorker(make_frames, self.preparer, recorder_factory=self._make_recorder)
+        worker = TrackingWorker(make_frames, self.preparer, recorder_factory=self._make_recorder,
+                                pause_after=1 if hold_after_first else None)
         worker.frameReady.connect(self._on_frame_ready)
         worker.failed.connect(self._on_failed)
         worker.ended.connect(self._on_ended)
@@ -346,8 +362,9 @@ class MainWindow(QtWidgets.QMainWindow):
             self.slider.setRange(0, max(0, info.length - 1))
             self.slider.setValue(info.start_at)
             self.slider.blockSignals(False)
+        note, self._note = self._note, ""
+        self.show_status(note or f"playing {info.description}", 0 if note else 3000)
         self.sourceOpened.emit(info)
-        self.show_status(f"playing {info.description}", 3000)
 
     def _on_frame_ready(self) -> None:
         w = self.worker
@@ -367,7 +384,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.head_view.show_head(item.head_vertices_cm, item.normals_head)
         fit = tf.fit if tf.tracked else None
         p = fit.params if fit is not None else None
-        self.pose_panel.show_pose(item.euler_deg, None if p is None else p.translation_mm, item.gaze_deg,
+        self.pose_panel.show_pose(item.euler_deg, item.head_position_mm, item.gaze_deg,
                                   None if p is None else p.focal_px, None if fit is None else fit.cost)
         if len(self.expressions.names):
             self.expressions.show_weights(None if p is None else p.expression)
@@ -385,13 +402,11 @@ class MainWindow(QtWidgets.QMainWindow):
             self.position_label.setText(f"{self._position + 1} / {self.info.length}")
         else:
             self.position_label.setText(f"frame {tf.frame.index}")
-        message = "" if tf.tracked else (tf.message or "no face")
+        message = "tracking" if tf.tracked else (tf.message or "no face")
         if message != self._last_message:
             self._last_message = message
-            if message:
-                self.show_status(message, 0)
-            else:
-                self.statusBar().clearMessage()
+            self.track_label.setText(message)
+            self.track_label.setStyleSheet("" if tf.tracked else "color: #d08020")
         self.frameShown.emit(item)
 
     def _update_speed(self) -> None:
@@ -463,21 +478,13 @@ class MainWindow(QtWidgets.QMainWindow):
         """Restart the current file or session at ``position`` (0-based frame on the timeline)."""
         if self.spec is None or self.info is None or not self.info.length:
             return
-        paused = self.play_button.isChecked() and not self._ended
-        self.open_source(self.spec, start_at=int(position))
-        if paused and self.worker is not None:
-            # show the frame at the new position, then hold
-            self._pause_after_first = True
+        paused = self.play_button.isChecked()
+        self.open_source(self.spec, start_at=int(position), hold_after_first=paused)
+        if paused:
             self.play_button.blockSignals(True)
             self.play_button.setChecked(True)
             self.play_button.blockSignals(False)
             self._update_play_icon(True)
-            self.frameShown.connect(self._pause_once)
-
-    def _pause_once(self, _item) -> None:
-        self.frameShown.disconnect(self._pause_once)
-        if self.worker is not None and self.play_button.isChecked():
-            self.worker.set_paused(True)
 
     # ------------------------------------------------------------------ recording
     def _make_recorder(self, folder: Path, first):
@@ -526,6 +533,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.action_record.setText("Stop recording" if on else "Record")
 
     def _on_recording_started(self, folder: str) -> None:
+        self._recording_failed = False
         self._set_record_checked(True)
         self.session_label.setText(f"● REC  {folder}")
         self.session_label.setStyleSheet("color: #ff5050; font-weight: bold")
@@ -536,10 +544,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self.last_session = Path(folder)
         self.session_label.setStyleSheet("")
         self.session_label.setText(f"Session: {folder} ({frames} frames)")
-        self.show_status(f"Recording saved: {folder} ({frames} frames)", 0)
+        if not self._recording_failed:  # keep the failure's message in view
+            self.show_status(f"Recording saved: {folder} ({frames} frames)", 0)
 
     def _on_recording_failed(self, message: str) -> None:
         self.last_error = message
+        self._recording_failed = True
         self._set_record_checked(False)
         self.session_label.setStyleSheet("")
         self.show_status(message, 0)
@@ -588,10 +598,11 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def closeEvent(self, ev: QtGui.QCloseEvent) -> None:  # noqa: N802
         self.stop_worker()
-        self.settings.geometry = self.saveGeometry()
-        self.settings.window_state = self.splitter.saveState()
-        try:
-            self.settings.save()
-        except Exception as exc:  # noqa: BLE001
-            log.warning("could not save the settings: %s", exc)
+        if self.save_settings_on_close:
+            self.settings.geometry = self.saveGeometry()
+            self.settings.window_state = self.splitter.saveState()
+            try:
+                self.settings.save()
+            except Exception as exc:  # noqa: BLE001
+                log.warning("could not save the settings: %s", exc)
         super().closeEvent(ev)

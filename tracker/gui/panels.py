@@ -21,7 +21,8 @@ def _mono_label(text: str = "") -> QtWidgets.QLabel:
 
 
 class PosePanel(QtWidgets.QGroupBox):
-    """Head rotation (yaw, pitch, roll in degrees), translation (mm), gaze (degrees), focal length, fit cost."""
+    """Head rotation (yaw, pitch, roll in degrees; signs of ``tracker.face.pose``), the head's position in the
+    camera (x, y, z in mm), gaze (yaw and pitch of each eye relative to the head, degrees), focal, fit cost."""
 
     FIELDS = ("yaw", "pitch", "roll", "x", "y", "z", "gaze L", "gaze R", "focal", "cost")
 
@@ -178,7 +179,8 @@ class TimePlots(pg.GraphicsLayoutWidget):
                             for c, n in zip(colors, ("yaw", "pitch", "roll"))]
         self.setMinimumHeight(180)
 
-    def clear(self) -> None:
+    def reset(self) -> None:
+        """Forget the history (not ``clear``: GraphicsLayoutWidget binds that name to removing all plots)."""
         self._t.clear()
         self._sigma.clear()
         for d in self._pose:

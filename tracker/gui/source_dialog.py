@@ -46,12 +46,12 @@ class SourceDialog(QtWidgets.QDialog):
         mode = QtWidgets.QHBoxLayout()
         self.resolution = QtWidgets.QComboBox()
         for w, h in RESOLUTIONS:
-            self.resolution.addItem(f"{w} x {h}", (w, h))
+            self.resolution.addItem(f"{w} x {h}", f"{w}x{h}")
         self.frame_rate = QtWidgets.QComboBox()
         for f in FRAME_RATES:
             self.frame_rate.addItem(f"{f} fps", f)
         w, h, f = current_mode
-        i = self.resolution.findData((w, h))
+        i = self.resolution.findData(f"{w}x{h}")
         self.resolution.setCurrentIndex(max(i, 0))
         i = self.frame_rate.findData(f)
         self.frame_rate.setCurrentIndex(max(i, 0))
@@ -84,7 +84,7 @@ class SourceDialog(QtWidgets.QDialog):
         item = self.camera_list.currentItem()
         if item is None or item.data(QtCore.Qt.ItemDataRole.UserRole) is None:
             return
-        w, h = self.resolution.currentData()
+        w, h = (int(v) for v in self.resolution.currentData().split("x"))
         self._accept(SourceChoice(str(item.data(QtCore.Qt.ItemDataRole.UserRole)),
                                   (w, h, int(self.frame_rate.currentData()))))
 

@@ -1,24 +1,72 @@
 """The two 3D views: the video with the fitted head drawn through the fitted camera, and an orbitable head.
 
 Both only upload what the worker prepared (``DisplayFrame``) and draw; they compute nothing per frame.
+They are ``QOpenGLWindow``s (pyqtgraph's ``GLViewMixin``), put in the window with :func:`container`, not
+``QOpenGLWidget``s: a QOpenGLWidget makes Qt compose the whole top-level window with OpenGL on every
+repaint of any widget, which in a software renderer (Mesa llvmpipe, Xvfb) costs ~60 ms per frame at
+1400x900; a native GL child window redraws only itself.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import pyqtgraph.opengl as gl
 from OpenGL import GL
-from PyQt6 import QtCore, QtGui
+from pyqtgraph.opengl.GLViewWidget import GLViewMixin
+from PyQt6 import QtCore, QtGui, QtOpenGL, QtWidgets
 
 from tracker.gui.geometry import letterbox, projection_matrix
-from tracker.gui.gl_items import MeshItem, PointsItem, VideoQuadItem
+from tracker.gui.gl_items import LinesItem, MeshItem, PointsItem, VideoQuadItem
 from tracker.types import Intrinsics
 
-#: depth (mm) of the plane on which 2D landmarks are drawn: in front of any head
-LANDMARK_PLANE_MM = 50.0
 
 
-class OverlayView(gl.GLViewWidget):
+class GLView(GLViewMixin, QtOpenGL.QOpenGLWindow):
+    """pyqtgraph's 3D view as a native OpenGL window (see the module docstring for why)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        fmt = QtGui.QSurfaceFormat.defaultFormat()
+        fmt.setDepthBufferSize(24)  # a QOpenGLWindow has no depth buffer unless asked
+        self.setFormat(fmt)
+        self._min_size = QtCore.QSize(100, 100)
+
+    def deviceWidth(self) -> int:  # noqa: N802 (pyqtgraph's name)
+        return int(self.width() * self.devicePixelRatio())
+
+    def deviceHeight(self) -> int:  # noqa: N802
+        return int(self.height() * self.devicePixelRatio())
+
+    def setMinimumSize(self, w: int, h: int) -> None:  # noqa: N802 - applied to the container
+        self._min_size = QtCore.QSize(w, h)
+
+    def render_image(self) -> QtGui.QImage:
+        """Draw the current scene now into an offscreen framebuffer of the view's size and return it
+        (what the window shows; QOpenGLWindow's own grab may return a stale buffer)."""
+        self.makeCurrent()
+        try:
+            fmt = QtOpenGL.QOpenGLFramebufferObjectFormat()
+            fmt.setAttachment(QtOpenGL.QOpenGLFramebufferObject.Attachment.CombinedDepthStencil)
+            fbo = QtOpenGL.QOpenGLFramebufferObject(max(1, self.deviceWidth()), max(1, self.deviceHeight()), fmt)
+            fbo.bind()
+            GL.glViewport(0, 0, self.deviceWidth(), self.deviceHeight())
+            self.paintGL()
+            GL.glFinish()
+            image = fbo.toImage()
+            fbo.release()
+        finally:
+            self.doneCurrent()
+        return image
+
+
+def container(view: GLView, parent=None) -> QtWidgets.QWidget:
+    """The widget that holds a GLView in a layout."""
+    w = QtWidgets.QWidget.createWindowContainer(view, parent)
+    w.setMinimumSize(view._min_size)
+    w.setFocusPolicy(QtCore.Qt.FocusPolicy.ClickFocus)
+    return w
+
+
+class OverlayView(GLView):
     """The video frame as a background, the posed head mesh (camera-space mm) through the pinhole camera.
 
     The projection is built from the frame's intrinsics (focal, principal point, image size); the viewport is
@@ -28,8 +76,8 @@ class OverlayView(gl.GLViewWidget):
 
     painted = QtCore.pyqtSignal()
 
-    def __init__(self, parent=None):
-        super().__init__(parent)
+    def __init__(self):
+        super().__init__()
         self.setBackgroundColor((18, 18, 22))
         self.setMinimumSize(320, 240)
         self.intrinsics: Intrinsics | None = None
@@ -43,7 +91,9 @@ class OverlayView(gl.GLViewWidget):
         self.show_wireframe = False
         self.show_landmarks = True
         self.paint_count = 0
+        self.frames_painted = 0  # paints that showed a new video frame
         self.last_paint_ms = 0.0
+        self.paint_ms_total = 0.0
 
     # -- interaction: the overlay camera is the fitted camera; no orbiting here
     def mousePressEvent(self, ev):
@@ -125,6 +175,8 @@ class OverlayView(gl.GLViewWidget):
         bg = self.opts["bgcolor"]
         GL.glClearColor(*bg)
         GL.glClear(GL.GL_DEPTH_BUFFER_BIT | GL.GL_COLOR_BUFFER_BIT)
+        if self.video.has_new_image():
+            self.frames_painted += 1
         if self.intrinsics is not None:
             vp = self.image_viewport()
             GL.glViewport(*vp)
@@ -132,26 +184,21 @@ class OverlayView(gl.GLViewWidget):
             GL.glViewport(0, 0, self.deviceWidth(), self.deviceHeight())
         self.paint_count += 1
         self.last_paint_ms = timer.nsecsElapsed() / 1e6
+        self.paint_ms_total += self.last_paint_ms
         self.painted.emit()
 
 
-class HeadView(gl.GLViewWidget):
+class HeadView(GLView):
     """The fitted head on its own, in model space (cm, +y up), which the user orbits with the mouse."""
 
-    def __init__(self, parent=None):
-        super().__init__(parent, rotationMethod="quaternion")
+    def __init__(self):
+        super().__init__(rotationMethod="quaternion")
         self.setBackgroundColor((28, 30, 36))
         self.setMinimumSize(200, 200)
         self.mesh = MeshItem(color=(0.90, 0.76, 0.66, 1.0), edge_color=(0.2, 0.2, 0.25, 0.25),
                              light=(0.3, 0.4, 1.0))
         self.addItem(self.mesh)
-        grid = gl.GLGridItem()
-        grid.setSize(40, 40)
-        grid.setSpacing(5, 5)
-        grid.rotate(90, 1, 0, 0)
-        grid.translate(0, -20, 0)
-        grid.setColor((90, 90, 100, 90))
-        self.addItem(grid)
+        self.addItem(LinesItem.grid(40.0, 5.0, -22.0))  # a floor under the head (cm)
         self.home()
 
     def home(self) -> None:

@@ -41,6 +41,7 @@ class TrackingWorker(QtCore.QThread):
     make_frames: called in the worker thread; returns the iterator (so opening a camera never blocks the GUI).
     preparer: turns each shown frame into a DisplayFrame.
     recorder_factory(folder, first_tracked_frame) -> object with ``write(TrackedFrame)`` and ``close()``.
+    pause_after: pause by itself after this many frames (a seek while paused shows one frame and holds).
     """
 
     frameReady = QtCore.pyqtSignal()  # noqa: N815 (Qt naming)
@@ -53,8 +54,9 @@ class TrackingWorker(QtCore.QThread):
 
     def __init__(self, make_frames: Callable[[], Iterator[TrackedFrame]], preparer: FramePreparer,
                  recorder_factory: Callable[[Path, TrackedFrame], object] | None = None,
-                 parent=None):
+                 pause_after: int | None = None, parent=None):
         super().__init__(parent)
+        self.pause_after = pause_after
         self._make_frames = make_frames
         self.preparer = preparer
         self._recorder_factory = recorder_factory
@@ -124,6 +126,11 @@ class TrackingWorker(QtCore.QThread):
                 self._handle_recording(tf)
                 item = self.preparer.prepare(tf)
                 self._publish(item)
+                if self.pause_after is not None:
+                    self.pause_after -= 1
+                    if self.pause_after <= 0:
+                        self.pause_after = None
+                        self._paused.set()
             else:
                 why = "end of the video"
         except Exception as exc:  # noqa: BLE001 - any failure of the source or pipeline, told in words
