@@ -122,3 +122,31 @@ def test_pipeline_tracks_redetects_and_times_its_stages(head_model):
     pipe.reset()
     none = pipe.process(frames[10])
     assert not none.tracked and none.message == "no face found" and none.fit is None
+
+
+def test_pipeline_uses_the_saved_face_profile(head_model, tmp_path, monkeypatch):
+    from tracker.camera.profiles import FaceProfile, save_face_profile
+    from tracker.face.landmark_sets import load_landmark_set
+    from tracker.fitting.solver import FaceFitter
+    from tracker.pipeline import Pipeline, PipelineOptions
+    from tracker.types import Frame
+
+    monkeypatch.setenv("TRACKER_CONFIG", str(tmp_path))
+    identity = np.random.default_rng(2).normal(size=head_model.n_identity)
+    save_face_profile(FaceProfile(identity, model_version=head_model.version))
+    intr = Intrinsics.from_fov(640, 480)
+    ids320 = load_landmark_set("landmarks320").vertex_ids
+    ids68 = load_landmark_set("landmarks68").vertex_ids
+    truth = [FitParams(identity, np.zeros(head_model.n_expression), np.array([0.0, 0.1, 0.0]),
+                       np.array([0.0, 0.0, 600.0]), np.zeros((4, 3)), intr.fx)]
+    oracle = _Oracle(head_model, truth, intr, ids320, ids68)
+    kw = dict(detector=oracle, predictor=oracle, model=head_model, fitter=FaceFitter(head_model, ids320),
+              ibug68_vertices=ids68)
+    pipe = Pipeline(PipelineOptions(intrinsics=intr, refine_passes=0), **kw)
+    assert pipe.describe()["identity"].startswith("face profile")
+    img = np.zeros((480, 640, 3), np.uint8)
+    tf = pipe.process(Frame(img, 0, 0))
+    assert tf.tracked and np.array_equal(tf.fit.params.identity, identity)
+    plain = Pipeline(PipelineOptions(intrinsics=intr, refine_passes=0, use_face_profile=False), **kw)
+    assert plain.describe()["identity"] == "mean face"
+    assert not np.any(plain.process(Frame(img, 0, 0)).fit.params.identity)

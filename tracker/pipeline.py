@@ -40,7 +40,8 @@ class PipelineError(Exception):
 class PipelineOptions:
     """landmark_model: the ONNX file (default ``assets/landmark_model.onnx``); threads: onnxruntime threads;
     intrinsics: the camera (e.g. from a calibration profile; rescaled to the frame size), else the source's
-    hint, else ``hfov_deg``; identity: (n_id,) a face profile's identity (mean face when None);
+    hint, else ``hfov_deg``; identity: (n_id,) the face's identity; when None, the saved face profile's
+    (``tracker.camera.profiles``, if ``use_face_profile`` and it was made for this head model), else the mean;
     refine_passes: network passes with a ROI from its own landmarks after a detection;
     redetect_every: run the detector every N frames even while tracking (0: only when lost);
     fit_options: a ``tracker.fitting.energy.FitOptions`` (the fitter's defaults when None);
@@ -55,6 +56,7 @@ class PipelineOptions:
     redetect_every: int = 0
     fit_options: object | None = None
     min_detection_score: float = 0.5
+    use_face_profile: bool = True
 
 
 # ------------------------------------------------------------------------------------------ mesh on demand
@@ -166,6 +168,20 @@ class Pipeline:
             raise
         except (ImportError, FileNotFoundError, ValueError, OSError) as exc:
             raise PipelineError(f"cannot start tracking: {exc}") from exc
+        self.identity = None if o.identity is None else np.asarray(o.identity, dtype=np.float64)
+        self.identity_source = "options" if o.identity is not None else "mean face"
+        if self.identity is None and o.use_face_profile:
+            try:
+                from tracker.camera.profiles import load_face_profile
+
+                profile = load_face_profile(getattr(model, "version", None))
+            except Exception as exc:  # noqa: BLE001 - no profile is the normal case
+                log.debug("no face profile: %s", exc)
+                profile = None
+            if profile is not None and np.shape(profile.identity) == (model.n_identity,):
+                self.identity = np.asarray(profile.identity, dtype=np.float64)
+                self.identity_source = f"face profile ({profile.created})"
+                log.info("using the saved face profile for the identity")
         self._ids68 = np.asarray(ibug68_vertices, dtype=np.int64)
         if self._ids68.shape != (68,):
             raise PipelineError(f"expected 68 iBUG vertex ids, got {self._ids68.shape}")
@@ -197,6 +213,7 @@ class Pipeline:
             "landmark_model_version": getattr(info, "version", ""),
             "n_landmarks": int(getattr(self.predictor, "n_landmarks", 0) or 0),
             "crop_size": self.crop_size,
+            "identity": self.identity_source,
         }
 
     # ---------------------------------------------------------------------------------------- stages
@@ -264,7 +281,7 @@ class Pipeline:
         decision = tracking_lost(lms, roi)
         if decision.lost:
             return None, decision.reason
-        fit = self.fitter.fit_frame(lms, intr, previous, identity=self.options.identity)
+        fit = self.fitter.fit_frame(lms, intr, previous, identity=self.identity)
         if not np.isfinite(fit.cost):  # the fitter's answer to degenerate input: a placeholder and a message
             return fit, f"fit failed: {fit.message or 'no finite cost'}"
         decision = tracking_lost(lms, roi, fit.landmarks_px)
