@@ -7,9 +7,9 @@ import pytest
 
 from tests.fitting.tiny_head import build_tiny_head, landmark_ids
 from tracker.fitting import energy
-from tracker.fitting.intersect import IntersectModel, intersect_residuals
+from tracker.fitting.intersect import IntersectModel, PackedIntersect, intersect_residuals
 from tracker.fitting.landmark_model import Camera, LandmarkModel, evaluate
-from tracker.fitting.rotation import rodrigues, rodrigues_jacobian, rotation_log
+from tracker.fitting.rotation import left_jacobian, rodrigues, rodrigues_jacobian, rotation_log, skew
 
 
 def fd(fun, x, eps=1e-6):
@@ -29,6 +29,14 @@ def test_rodrigues_jacobian_matches_finite_differences(w):
     num = fd(rodrigues, w)                           # (3, 3, 3): [a, b, i]
     ana = np.transpose(rodrigues_jacobian(w), (1, 2, 0))
     np.testing.assert_allclose(ana, num, atol=1e-7)
+
+
+@pytest.mark.parametrize("w", [np.array([0.3, -1.2, 0.7]), np.array([1e-6, -2e-6, 5e-7]), np.zeros(3)])
+def test_left_jacobian_matches_finite_differences(w):
+    # d(R p)/dw = -[R p]x J_l(w)
+    p = np.array([0.4, -2.0, 1.3])
+    num = fd(lambda v: rodrigues(v) @ p, w)
+    np.testing.assert_allclose(-skew(rodrigues(w) @ p) @ left_jacobian(w), num, atol=1e-8)
 
 
 def test_rodrigues_is_a_rotation_and_log_inverts_it():
@@ -149,3 +157,24 @@ def test_intersect_pruning_for_an_identity_keeps_the_energy(tiny):
         r_full, _, _ = intersect_residuals(im, beta, psi, 1.0)
         r_pruned, _, _ = intersect_residuals(pruned, beta, psi, 1.0)
         assert float(r_full @ r_full) == pytest.approx(float(r_pruned @ r_pruned), abs=1e-12)
+
+
+def test_packed_intersect_equals_the_general_term(tiny):
+    model, _ = tiny
+    im = IntersectModel.from_head_model(model)
+    rng = np.random.default_rng(7)
+    beta = rng.normal(scale=0.5, size=model.n_identity)
+    packed = PackedIntersect.from_model(im, beta)
+    hits = 0
+    for _ in range(20):
+        psi = rng.uniform(0, 1, model.n_expression)
+        r, _, jp = intersect_residuals(im, beta, psi, 3.0)
+        rp, jpp = packed.residuals(psi, 3.0)
+        assert sorted(np.round(r, 12)) == sorted(np.round(rp, 12))
+        np.testing.assert_allclose(np.sort(jp, axis=0), np.sort(jpp, axis=0), atol=1e-12)
+        hits += r.size
+        if r.size:
+            n = rp.size
+            np.testing.assert_allclose(jpp, fd(lambda p: packed.residuals(p, 3.0)[0][:n], psi, 1e-7),
+                                       rtol=1e-5, atol=1e-6)
+    assert hits > 0

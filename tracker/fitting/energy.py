@@ -29,7 +29,8 @@ class FitOptions:
     Solver:
     - ``max_iterations`` 6 per tracked frame (warm start); ``max_iterations_init`` 25 after a PnP start;
       ``max_iterations_batch`` 40 for keyframes/offline.
-    - ``tolerance`` 1e-4: stop when the relative cost decrease or relative step falls below it;
+    - ``tolerance`` 1e-3: stop when the relative cost decrease (achieved, or predicted by the Gauss-Newton
+      model for the next step) or the relative step falls below it;
       ``tolerance_px`` 0.01: or when an accepted step moves no landmark by more than this (px).
     - ``initial_lambda`` 1e-3 (LM damping, scaled by diag(J^T J)).
     - ``sparsity_threshold_cm`` 1e-3: basis entries moving a landmark by at most this are dropped (Sec. 3.3).
@@ -48,7 +49,7 @@ class FitOptions:
     max_iterations: int = 6
     max_iterations_init: int = 25
     max_iterations_batch: int = 40
-    tolerance: float = 1e-4
+    tolerance: float = 1e-3
     tolerance_px: float = 0.01
     initial_lambda: float = 1e-3
     sparsity_threshold_cm: float = 1e-3

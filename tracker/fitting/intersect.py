@@ -94,7 +94,7 @@ class _VertexSet:
 
     def rest(self, beta: np.ndarray, psi: np.ndarray) -> np.ndarray:
         n = self.ids.shape[0]
-        delta = (self.exp_basis.reshape(n * 3, -1) @ psi).reshape(n, 3)
+        delta = (self.exp_basis.reshape(n * 3, self.exp_basis.shape[2]) @ psi).reshape(n, 3)
         if self.fixed is not None:
             return self.fixed + delta
         return self.neutral + self.id_basis @ beta + delta
@@ -194,8 +194,10 @@ class IntersectModel:
 
 
 def intersect_residuals(im: IntersectModel, beta: np.ndarray, psi: np.ndarray, weight: float,
-                        jacobian: bool = True) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """Active residuals r (R,) and their Jacobians wrt beta (R, n_id) and psi (R, n_exp).
+                        jacobian: bool = True, jac_identity: bool = True
+                        ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Active residuals r (R,) and their Jacobians wrt beta (R, n_id) (None unless ``jac_identity``) and
+    psi (R, n_exp).
 
     E_intersect = sum r^2 (supplementary: E_eyeballs + E_teeth); only penetrating vertices give residuals.
     """
@@ -215,8 +217,9 @@ def intersect_residuals(im: IntersectModel, beta: np.ndarray, psi: np.ndarray, w
         rs.append(sw * (im.eye_radius_cm[e] - dist[inside]))
         if jacobian:
             nrm = diff[inside] / np.maximum(dist[inside], 1e-12)[:, None]        # (A, 3)
-            jb.append(-sw * (np.einsum("ac,aci->ai", nrm, lids.id_basis[inside])
-                             - nrm @ im.joints_identity_basis_cm[e]))
+            if jac_identity:
+                jb.append(-sw * (np.einsum("ac,aci->ai", nrm, lids.id_basis[inside])
+                                 - nrm @ im.joints_identity_basis_cm[e]))
             jp.append(-sw * np.einsum("ac,aci->ai", nrm, lids.exp_basis[inside]))
     for hull in im.hulls:
         if hull.lips.ids.size == 0:
@@ -234,13 +237,108 @@ def intersect_residuals(im: IntersectModel, beta: np.ndarray, psi: np.ndarray, w
         if jacobian:
             n = hull.normals[jmax[inside]]                                    # (A, 3)
             dc_db, dc_dp = hull.shift_id, hull.shift_exp
-            jb.append(-sw * (np.einsum("ac,aci->ai", n, hull.lips.id_basis[inside]) - n @ dc_db))
+            if jac_identity:
+                jb.append(-sw * (np.einsum("ac,aci->ai", n, hull.lips.id_basis[inside]) - n @ dc_db))
             jp.append(-sw * (np.einsum("ac,aci->ai", n, hull.lips.exp_basis[inside]) - n @ dc_dp))
     n_id, n_exp = im.joints_identity_basis_cm.shape[2], im.eyelids[0].exp_basis.shape[2]
     if not rs:
         empty = np.zeros(0)
-        return empty, (np.zeros((0, n_id)) if jacobian else None), (np.zeros((0, n_exp)) if jacobian else None)
+        return (empty, np.zeros((0, n_id)) if jacobian and jac_identity else None,
+                np.zeros((0, n_exp)) if jacobian else None)
     r = np.concatenate(rs)
     if not jacobian:
         return r, None, None
-    return r, np.concatenate(jb), np.concatenate(jp)
+    return r, np.concatenate(jb) if jac_identity else None, np.concatenate(jp)
+
+
+@dataclass(frozen=True, eq=False)
+class PackedIntersect:
+    """E_intersect for one fixed identity with all candidate vertices in one array (the tracking fast path;
+    same residuals as :func:`intersect_residuals`, in the order eyelids of both eyes, then lips of both hulls).
+
+    rest_cm: (V, 3) rest positions at psi = 0; exp_basis: (V, 3, n_exp); the first ``n_eye`` vertices are
+    eyelids with sphere centres ``centre_cm`` (n_eye, 3) and radii ``radius_cm`` (n_eye,); the others are lips
+    with hull ``hull_index`` (V - n_eye,) into ``offsets`` (H, J) and ``shift_exp`` (H, 3, n_exp);
+    ``normals`` (J, 3) are shared by the hulls (the same k-DOP directions); ``lip_plane`` (V - n_eye,): each lip
+    vertex's nearest plane at psi = 0, a cheap first test."""
+
+    rest_cm: np.ndarray
+    exp_basis: np.ndarray
+    n_eye: int
+    centre_cm: np.ndarray
+    radius_cm: np.ndarray
+    hull_index: np.ndarray
+    normals: np.ndarray
+    offsets: np.ndarray
+    shift_exp: np.ndarray
+    lip_plane: np.ndarray
+
+    @classmethod
+    def from_model(cls, im: IntersectModel, beta: np.ndarray) -> "PackedIntersect":
+        beta = np.asarray(beta, dtype=np.float64)
+        pruned = im.for_identity(beta)
+        rests, bases, centres, radii = [], [], [], []
+        for e, lids in enumerate(pruned.eyelids):
+            rests.append(lids.rest(beta, np.zeros(lids.exp_basis.shape[2])))
+            bases.append(lids.exp_basis)
+            c = im.joints_neutral_cm[e] + im.joints_identity_basis_cm[e] @ beta
+            centres.append(np.repeat(c[None], lids.ids.size, axis=0))
+            radii.append(np.full(lids.ids.size, im.eye_radius_cm[e]))
+        n_eye = sum(r.shape[0] for r in rests)
+        hull_index = []
+        normals = pruned.hulls[0].normals if pruned.hulls else np.zeros((1, 3))
+        for h_i, h in enumerate(pruned.hulls):
+            if not np.array_equal(h.normals, normals):
+                raise ValueError("packed E_intersect needs hulls with shared plane normals")
+            # the hull's identity shift is folded into the lips' rest positions (x - c_id)
+            rests.append(h.lips.rest(beta, np.zeros(h.lips.exp_basis.shape[2])) - h.shift_id @ beta)
+            bases.append(h.lips.exp_basis)
+            hull_index.append(np.full(h.lips.ids.size, h_i))
+        n_exp = im.eyelids[0].exp_basis.shape[2]
+        cat = lambda xs, shape: np.concatenate(xs) if xs else np.zeros(shape)  # noqa: E731
+        offsets = np.stack([h.offsets for h in pruned.hulls]) if pruned.hulls else np.zeros((0, 1))
+        shift = np.stack([h.shift_exp for h in pruned.hulls]) if pruned.hulls else np.zeros((0, 3, n_exp))
+        rest = cat(rests, (0, 3))
+        hidx = cat(hull_index, (0,)).astype(np.int64)
+        own = np.argmax(rest[n_eye:] @ normals.T + offsets[hidx], axis=1) if hidx.size else np.zeros(0, np.int64)
+        return cls(rest, np.ascontiguousarray(cat(bases, (0, 3, n_exp))), n_eye,
+                   cat(centres, (0, 3)), cat(radii, (0,)), hidx, normals, offsets, shift, own)
+
+    @property
+    def n_vertices(self) -> int:
+        return int(self.rest_cm.shape[0])
+
+    def residuals(self, psi: np.ndarray, weight: float,
+                  jacobian: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """r (R,) and dr/dpsi (R, n_exp) (None without ``jacobian``)."""
+        n_exp = self.exp_basis.shape[2]
+        v = self.rest_cm.shape[0]
+        if v == 0:
+            return np.zeros(0), (np.zeros((0, n_exp)) if jacobian else None)
+        sw = np.sqrt(weight)
+        x = self.rest_cm + (self.exp_basis.reshape(v * 3, n_exp) @ psi).reshape(v, 3)
+        ne = self.n_eye
+        # E_eyeballs
+        diff = x[:ne] - self.centre_cm
+        dist = np.sqrt(np.einsum("va,va->v", diff, diff))
+        in_eye = np.flatnonzero(dist < self.radius_cm)
+        # E_teeth: the hull moves by shift_exp psi. A vertex is inside only if it is behind every plane, so
+        # first test each vertex's own plane (``lip_plane``, its nearest at psi = 0), then all planes for the rest
+        y = x[ne:] - (self.shift_exp @ psi)[self.hull_index]                 # (V - ne, 3)
+        n_own = self.normals[self.lip_plane]
+        cand = np.flatnonzero(np.einsum("va,va->v", y, n_own) + self.offsets[self.hull_index, self.lip_plane] < 0)
+        s = y[cand] @ self.normals.T + self.offsets[self.hull_index[cand]]
+        jmax = np.argmax(s, axis=1)
+        smax = s[np.arange(s.shape[0]), jmax]
+        inside = smax < 0
+        in_hull = cand[inside]
+        jmax, smax = jmax[inside], smax[inside]
+        r = np.concatenate([sw * (self.radius_cm[in_eye] - dist[in_eye]), -sw * smax])
+        if not jacobian:
+            return r, None
+        nrm = diff[in_eye] / np.maximum(dist[in_eye], 1e-12)[:, None]
+        j_eye = -sw * np.einsum("ac,aci->ai", nrm, self.exp_basis[in_eye])
+        n = self.normals[jmax]
+        j_lip = -sw * (np.einsum("ac,aci->ai", n, self.exp_basis[ne + in_hull])
+                       - np.einsum("ac,aci->ai", n, self.shift_exp[self.hull_index[in_hull]]))
+        return r, np.concatenate([j_eye, j_lip])

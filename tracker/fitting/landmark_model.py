@@ -17,11 +17,12 @@ Basis entries below the threshold are zeroed, so the Jacobians are exactly as sp
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
 from tracker.face.model import HeadModel
-from tracker.fitting.rotation import rodrigues, rodrigues_jacobian
+from tracker.fitting.rotation import left_jacobian, rodrigues, rodrigues_jacobian
 from tracker.types import CM_TO_MM, MODEL_TO_CAMERA_AXES
 
 #: 10 * M: model cm (+y up, +z out) -> camera mm axes (y down, z forward)
@@ -90,6 +91,21 @@ class LandmarkModel:
 
     def __len__(self) -> int:
         return int(self.vertex_ids.shape[0])
+
+    @cached_property
+    def subtree(self) -> np.ndarray:
+        """(K, K) bool: ``[k, m]`` when joint m is k or below k."""
+        return _subtree(self.joint_parents)
+
+    @cached_property
+    def subtree_weights(self) -> np.ndarray:
+        """(L, K): s_lk = sum of landmark l's skin weights over the joints at or below k."""
+        return self.skin_weights @ self.subtree.T.astype(np.float64)
+
+    @cached_property
+    def masked_weights(self) -> np.ndarray:
+        """(K, L, K): ``[k, l, m]`` = w_lm when m is at or below k, else 0."""
+        return self.skin_weights[None, :, :] * self.subtree[:, None, :]
 
     @property
     def n_identity(self) -> int:
@@ -201,20 +217,68 @@ class Camera:
 class LandmarkEval:
     """``uv_px``: (L, 2); ``x_mm``: (L, 3) camera space; Jacobians of uv (None when not asked for):
     ``d_expression`` (L, 2, n_exp), ``d_root`` (L, 2, 3), ``d_translation`` (L, 2, 3),
-    ``d_joints`` (L, 2, 3K), ``d_identity`` (L, 2, n_id), ``d_focal`` (L, 2)."""
+    ``d_joints`` (L, 2, 3K) (views into ``frame_jac`` (L, 2, n_exp + 6 + 3K)), ``d_identity`` (L, 2, n_id),
+    ``d_focal`` (L, 2)."""
 
     uv_px: np.ndarray
     x_mm: np.ndarray
-    d_expression: np.ndarray | None = None
-    d_root: np.ndarray | None = None
-    d_translation: np.ndarray | None = None
-    d_joints: np.ndarray | None = None
+    frame_jac: np.ndarray | None = None
     d_identity: np.ndarray | None = None
     d_focal: np.ndarray | None = None
+    n_exp: int = 0
+
+    def _block(self, a: int, b: int | None) -> np.ndarray | None:
+        return None if self.frame_jac is None else self.frame_jac[:, :, a:b]
+
+    @property
+    def d_expression(self) -> np.ndarray | None:
+        return self._block(0, self.n_exp)
+
+    @property
+    def d_root(self) -> np.ndarray | None:
+        return self._block(self.n_exp, self.n_exp + 3)
+
+    @property
+    def d_translation(self) -> np.ndarray | None:
+        return self._block(self.n_exp + 3, self.n_exp + 6)
+
+    @property
+    def d_joints(self) -> np.ndarray | None:
+        return self._block(self.n_exp + 6, None)
 
     def frame_jacobian(self) -> np.ndarray:
         """(L, 2, n_exp + 6 + 3K): the per-frame block in the order expression, root, translation, joints."""
-        return np.concatenate([self.d_expression, self.d_root, self.d_translation, self.d_joints], axis=2)
+        return self.frame_jac
+
+
+def _cross_rows(p: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Row-wise p x z for p (..., 2, 3) and z (..., 3): the rows of p [z]x."""
+    z = z[..., None, :]
+    out = np.empty(np.broadcast_shapes(p.shape, z.shape))
+    out[..., 0] = p[..., 1] * z[..., 2] - p[..., 2] * z[..., 1]
+    out[..., 1] = p[..., 2] * z[..., 0] - p[..., 0] * z[..., 2]
+    out[..., 2] = p[..., 0] * z[..., 1] - p[..., 1] * z[..., 0]
+    return out
+
+
+def forward_kinematics(joints_cm: np.ndarray, rotations: np.ndarray,
+                       parents: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Global affine maps G_k x = a_k x + b_k of the joints: (a (K, 3, 3), b (K, 3), local R_k list)."""
+    k_count = parents.shape[0]
+    a = np.empty((k_count, 3, 3))
+    b = np.empty((k_count, 3))
+    rots = []
+    for k in range(k_count):
+        r = rodrigues(rotations[k])
+        rots.append(r)
+        loc_t = joints_cm[k] - r @ joints_cm[k]
+        p = parents[k]
+        if p < 0:
+            a[k], b[k] = r, loc_t
+        else:
+            a[k] = a[p] @ r
+            b[k] = a[p] @ loc_t + b[p]
+    return a, b, rots
 
 
 def evaluate(lm: LandmarkModel, rest: IdentityRest, expression: np.ndarray, root_rotation: np.ndarray,
@@ -224,20 +288,26 @@ def evaluate(lm: LandmarkModel, rest: IdentityRest, expression: np.ndarray, root
 
     rest: from ``lm.rest_identity(beta)``; expression: (n_exp,); root_rotation, translation_mm: (3,);
     joints: (K, 3) axis-angle.
+
+    Rotation derivatives use the left Jacobian of SO(3): for a point q rotated by joint k,
+    d q / d theta_k = -A_parent(k) [z]x J_l(theta_k) with z = G_parent(k)^-1 q - J_k (in the parent's frame);
+    for blended vertices the sum over the joints at or below k is taken before the cross product.
     """
     psi = np.asarray(expression, dtype=np.float64)
     theta = np.asarray(joints, dtype=np.float64).reshape(lm.n_joints, 3)
     w = lm.skin_weights
     n, k_count = w.shape
+    n_exp = lm.n_expression
     # rest shape T(beta, psi) = neutral + B_id beta + B_exp psi
     t_rest = rest.shape_cm + lm.expression_basis_cm @ psi                     # (L, 3)
-    sk = pose_skeleton(rest.joints_cm, theta, lm.joint_parents)
+    a, b, rots = forward_kinematics(rest.joints_cm, theta, lm.joint_parents)
     # linear blend skinning v' = sum_k w_k (A_k T + b_k)
-    a_blend = (w @ sk.a.reshape(k_count, 9)).reshape(n, 3, 3)               # (L, 3, 3)
-    posed = np.einsum("lab,lb->la", a_blend, t_rest) + w @ sk.b              # (L, 3) cm
+    y = t_rest @ a.transpose(0, 2, 1) + b[:, None, :]                        # (K, L, 3): G_m T
+    posed = np.einsum("lk,kla->la", w, y)                                   # (L, 3) cm
     r0 = rodrigues(root_rotation)
     p_mm = posed @ _MODEL_TO_CAMERA_MM.T                                     # (L, 3) 10 M v'
-    x = p_mm @ r0.T + np.asarray(translation_mm, dtype=np.float64)
+    rp = p_mm @ r0.T
+    x = rp + np.asarray(translation_mm, dtype=np.float64)
     fx = float(camera.focal_px)
     fy = fx * camera.aspect
     inv_z = 1.0 / x[:, 2]
@@ -254,25 +324,44 @@ def evaluate(lm: LandmarkModel, rest: IdentityRest, expression: np.ndarray, root
     dproj[:, 1, 1] = fy * inv_z
     dproj[:, 1, 2] = -fy * yn * inv_z
     cam = r0 @ _MODEL_TO_CAMERA_MM                                           # dx/dv' (3, 3)
-    p_cam = dproj @ cam                                                      # (L, 2, 3) d uv / d v'
-    q = p_cam @ a_blend                                                      # (L, 2, 3) d uv / d T
-    d_exp = q @ lm.expression_basis_cm                                       # (L, 2, n_exp)
-    dr0 = rodrigues_jacobian(root_rotation, r0)                              # (3, 3, 3) [j, a, b]
-    d_root = dproj @ (p_mm @ dr0.reshape(9, 3).T).reshape(n, 3, 3).transpose(0, 2, 1)
-    # joints: dv'/dtheta_p = sum_m w_m (dA_m,p T + db_m,p)
-    n_p = 3 * k_count
-    wda = (w @ sk.da.reshape(k_count, n_p * 9)).reshape(n, n_p, 3, 3)
-    dv_dtheta = np.einsum("lpab,lb->lap", wda, t_rest) + \
-        (w @ sk.db.reshape(k_count, n_p * 3)).reshape(n, n_p, 3).transpose(0, 2, 1)   # (L, 3, 3K)
-    d_joints = p_cam @ dv_dtheta
+    # (stacks of tiny matrices are slow in numpy: flatten to (2L, 3) so each product is one gemm)
+    dproj2 = dproj.reshape(2 * n, 3)
+    p_cam = (dproj2 @ cam).reshape(n, 2, 3)                                  # d uv / d v'
+    # q_l = p_cam_l A_blend_l = sum_k w_lk p_cam_l A_k                       d uv / d T
+    pk = p_cam.reshape(1, 2 * n, 3) @ a                                      # (K, 2L, 3)
+    q = np.einsum("lk,kla->la", w, pk.reshape(k_count, n, 6)).reshape(n, 2, 3)
+    jac = np.empty((n, 2, n_exp + 6 + 3 * k_count))
+    np.matmul(q, lm.expression_basis_cm, out=jac[:, :, :n_exp])             # d uv / d psi
+    # root: d x / d w0 = -[R0 p]x J_l(w0)
+    jac[:, :, n_exp:n_exp + 3] = (_cross_rows(dproj, rp).reshape(2 * n, 3) @ -left_jacobian(root_rotation)
+                                  ).reshape(n, 2, 3)
+    jac[:, :, n_exp + 3:n_exp + 6] = dproj
+    # joints: z_k = A_p^T (S_k - s_k b_p) - s_k J_k with S_k = sum_{m below k} w_m G_m T
+    s_w = lm.subtree_weights                                                 # (L, K)
+    parents = lm.joint_parents
+    s_pts = w.T[:, :, None] * y                                              # (K, L, 3), then subtree sums
+    for k in range(k_count - 1, -1, -1):
+        if parents[k] >= 0:
+            s_pts[parents[k]] += s_pts[k]
+    a_par = np.stack([a[p] if p >= 0 else _EYE3 for p in parents])          # (K, 3, 3)
+    b_par = np.stack([b[p] if p >= 0 else np.zeros(3) for p in parents])    # (K, 3)
+    swt = s_w.T[:, :, None]
+    z = (s_pts - swt * b_par[:, None, :]) @ a_par - swt * rest.joints_cm[:, None, :]   # (K, L, 3)
+    p_par = (p_cam.reshape(1, 2 * n, 3) @ a_par).reshape(k_count, n, 2, 3)
+    jl = np.stack([left_jacobian(t) for t in theta])                         # (K, 3, 3)
+    dj = _cross_rows(p_par, z).reshape(k_count, 2 * n, 3) @ -jl              # (K, 2L, 3)
+    jac[:, :, n_exp + 6:] = dj.reshape(k_count, n, 2, 3).transpose(1, 2, 0, 3).reshape(n, 2, 3 * k_count)
     d_identity = None
     if jac_identity:
-        # T depends on beta directly; b_m depends on the joint positions J(beta)
-        db_dbeta = np.einsum("kmab,kbi->mai", sk.db_djoint, lm.joints_identity_basis_cm)  # (K, 3, n_id)
-        dv_dbeta = a_blend @ lm.identity_basis_cm + np.einsum("lm,mai->lai", w, db_dbeta)
+        # T depends on beta directly; b_m depends on the joint positions J(beta):
+        # d b_m / d J_k = A_parent(k) (I - R_k) for k at or above m
+        c = np.stack([a_par[k] @ (_EYE3 - rots[k]) for k in range(k_count)])            # (K, 3, 3)
+        cb = np.einsum("kab,kbi->kai", c, lm.joints_identity_basis_cm)                   # (K, 3, n_id)
+        a_blend = (w @ a.reshape(k_count, 9)).reshape(n, 3, 3)              # (L, 3, 3)
+        dv_dbeta = a_blend @ lm.identity_basis_cm + np.einsum("lk,kai->lai", s_w, cb)
         d_identity = p_cam @ dv_dbeta
     d_focal = np.stack([xn, camera.aspect * yn], axis=1) if jac_focal else None
-    return LandmarkEval(uv, x, d_exp, d_root, dproj, d_joints, d_identity, d_focal)
+    return LandmarkEval(uv, x, jac, d_identity, d_focal, n_exp)
 
 
 def posed_points_cm(lm: LandmarkModel, rest: IdentityRest, expression: np.ndarray,

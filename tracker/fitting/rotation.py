@@ -96,3 +96,20 @@ def geodesic_deg(r_a: np.ndarray, r_b: np.ndarray) -> float:
     """Angle (degrees) of R_a^T R_b, the geodesic distance between two rotations (3, 3)."""
     c = np.clip((np.trace(np.asarray(r_a).T @ np.asarray(r_b)) - 1.0) / 2.0, -1.0, 1.0)
     return float(np.degrees(np.arccos(c)))
+
+
+def left_jacobian(w: np.ndarray) -> np.ndarray:
+    """The left Jacobian J_l (3, 3) of SO(3): d exp([w + e]x) / de = [J_l(w) e]x exp([w]x) at e = 0, so
+    d(R p)/dw = -[R p]x J_l(w).  J_l = I + (1 - cos t)/t^2 [w]x + (t - sin t)/t^3 [w]x^2."""
+    x, y, z = (float(v) for v in w)
+    t2 = x * x + y * y + z * z
+    if t2 < _SMALL * _SMALL:
+        a, b = 0.5 - t2 / 24.0, 1.0 / 6.0 - t2 / 120.0
+    else:
+        t = math.sqrt(t2)
+        a, b = (1.0 - math.cos(t)) / t2, (t - math.sin(t)) / (t2 * t)
+    return np.array([
+        [1.0 + b * (x * x - t2), b * x * y - a * z, b * x * z + a * y],
+        [b * x * y + a * z, 1.0 + b * (y * y - t2), b * y * z - a * x],
+        [b * x * z - a * y, b * y * z + a * x, 1.0 + b * (z * z - t2)],
+    ])

@@ -28,10 +28,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
+from scipy.linalg.blas import dsyrk
+from scipy.linalg.lapack import dpotrf, dpotrs
 
 from tracker.face.model import HeadModel, LandmarkSet
 from tracker.fitting.energy import FitOptions
-from tracker.fitting.intersect import IntersectModel, intersect_residuals
+from tracker.fitting.intersect import IntersectModel, PackedIntersect, intersect_residuals
 from tracker.fitting.landmark_model import Camera, IdentityRest, LandmarkModel, evaluate
 from tracker.types import MODEL_TO_CAMERA_AXES, CM_TO_MM, FitParams, FitResult, Intrinsics, Landmarks
 
@@ -97,7 +99,7 @@ class FaceFitter:
         self._rest_key: bytes | None = None
         self._rest: IdentityRest | None = None
         self._isect_key: bytes | None = None
-        self._isect: IntersectModel | None = None
+        self._isect: PackedIntersect | None = None
 
     # ------------------------------------------------------------------ parameters
     def rest(self, identity: np.ndarray) -> IdentityRest:
@@ -107,13 +109,13 @@ class FaceFitter:
             self._rest, self._rest_key = self.lm.rest_identity(beta), key
         return self._rest
 
-    def intersect_for(self, identity: np.ndarray) -> IntersectModel | None:
-        """E_intersect pruned to the vertices that can penetrate for this identity (cached)."""
+    def intersect_for(self, identity: np.ndarray) -> PackedIntersect | None:
+        """E_intersect pruned to the vertices that can penetrate for this identity, packed (cached)."""
         if self.intersect is None:
             return None
         key = np.asarray(identity, dtype=np.float64).tobytes()
         if key != self._isect_key:
-            self._isect, self._isect_key = self.intersect.for_identity(identity), key
+            self._isect, self._isect_key = PackedIntersect.from_model(self.intersect, identity), key
         return self._isect
 
     def pack(self, p: FitParams) -> np.ndarray:
@@ -235,8 +237,7 @@ class FaceFitter:
             d = ev.uv_px - uv_prev
             cost += o.w_temporal * float(np.einsum("la,la->", d, d))
         if self.intersect is not None:
-            r, _, _ = intersect_residuals(self.intersect_for(identity), identity, x[self.s_exp], o.w_intersect,
-                                          jacobian=False)
+            r, _ = self.intersect_for(identity).residuals(x[self.s_exp], o.w_intersect, jacobian=False)
             cost += float(r @ r)
         return cost
 
@@ -255,11 +256,11 @@ class FaceFitter:
             cost += o.w_temporal * float(np.einsum("la,la->", d, d))
             wsum = data.w + o.w_temporal
             e = e + o.w_temporal * d
-        jf = ev.frame_jacobian()[:, :, self.active].reshape(-1, self.na)      # (2L, na)
+        jf = ev.frame_jac if self.na == self.nf else ev.frame_jac[:, :, self.active]
         # Eq. 2 (+ E_temporal): J^T W J and J^T W r with per-landmark weights
-        a = jf * np.sqrt(np.repeat(wsum, 2))[:, None]
-        h = a.T @ a
-        g = jf.T @ e.reshape(-1)
+        a = (jf * np.sqrt(wsum)[:, None, None]).reshape(-1, self.na)           # (2L, na)
+        h = _ata(a)
+        g = jf.reshape(-1, self.na).T @ e.reshape(-1)
         # E_expression, E_joints: diagonal
         ie, ij = self._exp_pos, self._joint_pos
         h[ie, ie] += o.w_expression
@@ -267,7 +268,7 @@ class FaceFitter:
         h[ij, ij] += o.w_joints
         g[ij] += o.w_joints * x[self.active[ij]]
         if self.intersect is not None:
-            r, _, jp = intersect_residuals(self.intersect_for(identity), identity, x[self.s_exp], o.w_intersect)
+            r, jp = self.intersect_for(identity).residuals(x[self.s_exp], o.w_intersect)
             if r.size:
                 cost += float(r @ r)
                 jpa = jp[:, self.active[ie]]
@@ -319,7 +320,7 @@ class FaceFitter:
         max_iter = o.max_iterations if previous is not None else max(o.max_iterations, o.max_iterations_init)
         x, cost, iters, converged, msg = self._lm_single(x, identity, cam, data, uv_prev, ev, max_iter)
         params = self.unpack(x, identity, focal)
-        uv = self.landmarks_px(params, intrinsics)
+        uv = _distort(self._last_ev.uv_px, self._last_ev.x_mm, intrinsics)
         return FitResult(params, uv, cost, iters, converged, msg)
 
     def _bounded_step(self, h: np.ndarray, g: np.ndarray, x: np.ndarray, lam: float) -> np.ndarray:
@@ -341,8 +342,7 @@ class FaceFitter:
                 hf = hd[np.ix_(free, free)]
             else:
                 hf = hd
-            c = scipy.linalg.cho_factor(hf, check_finite=False)
-            d[free] = scipy.linalg.cho_solve(c, rhs, check_finite=False)
+            d[free] = _cholesky_solve(hf, rhs)
             new_psi = psi + d[ie]
             viol = ~fixed[ie] & ((new_psi < 0.0) | (new_psi > 1.0))
             if not viol.any():
@@ -362,12 +362,18 @@ class FaceFitter:
         rest = self.rest(identity)
         for it in range(1, max_iter + 1):
             improved = False
-            for _ in range(8):
+            for attempt in range(8):
                 try:
                     step = self._bounded_step(h, g, x, lam)
                 except (np.linalg.LinAlgError, ValueError):
                     lam *= 10.0
                     continue
+                # the Gauss-Newton model's predicted decrease: when it is negligible, stop without evaluating
+                pred = -(g @ step + 0.5 * step @ (h @ step))
+                if attempt == 0 and lam <= 1e-2 and pred < o.tolerance * max(cost, 1.0):
+                    converged = improved = True
+                    it -= 1
+                    break
                 xn = x.copy()
                 xn[self.active] += step
                 xn[self.s_exp] = np.clip(xn[self.s_exp], 0.0, 1.0)
@@ -395,6 +401,7 @@ class FaceFitter:
                 break
         if not converged:
             msg = f"stopped after {max_iter} iterations"
+        self._last_ev = ev
         return x, cost, it, converged, msg
 
     def _failed(self, previous: FitParams | None, identity: np.ndarray, intr: Intrinsics,
@@ -518,7 +525,7 @@ class FaceFitter:
             d = dat[f]
             res = ev.uv_px - d.mu
             cost += float(d.w @ np.einsum("la,la->l", res, res)) + self._prior_cost(x)
-            jf = ev.frame_jacobian()[:, :, self.active].reshape(-1, self.na)
+            jf = (ev.frame_jac if self.na == self.nf else ev.frame_jac[:, :, self.active]).reshape(-1, self.na)
             parts = []
             if fit_id:
                 parts.append(ev.d_identity.reshape(-1, self.n_id))
@@ -725,6 +732,25 @@ class FaceFitter:
         ainv_b = scipy.linalg.solveh_banded(ab, b, check_finite=False)
         s = hss - b.T @ ainv_b
         return np.linalg.inv(2.0 * s)
+
+
+def _ata(a: np.ndarray) -> np.ndarray:
+    """A^T A by a symmetric rank-k update (BLAS syrk, half the flops of a matmul), both triangles filled."""
+    u = dsyrk(1.0, a.T, trans=0, lower=0)   # a.T is Fortran-ordered: no copy; lower triangle left 0
+    h = u + u.T
+    h.flat[::h.shape[0] + 1] *= 0.5
+    return h
+
+
+def _cholesky_solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Solve a x = b for symmetric positive definite a by Cholesky (LAPACK potrf/potrs)."""
+    c, info = dpotrf(a, lower=0, clean=0)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"matrix not positive definite (potrf info {info})")
+    x, info = dpotrs(c, b, lower=0)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"potrs failed (info {info})")
+    return x
 
 
 def _params_finite(p: FitParams) -> bool:
