@@ -64,6 +64,19 @@ def test_record_then_replay_gives_the_same_parameters(shared_data, tmp_path):
         assert np.abs(b.frame.image.astype(int) - a.frame.image.astype(int)).mean() < 12
 
 
+def test_replay_from_a_position(shared_data, tmp_path):
+    written, _ = _record(shared_data, tmp_path / "s", n=40, options=WriterOptions(segment_s=0.05))
+    r = SessionReader(tmp_path / "s")
+    assert len(r._segments) >= 2  # short segments: seeking skips whole ones
+    for start in (r._segments[-1][0] + 1, 5):
+        tail = list(r.tracked_frames(start=start))
+        assert [t.frame.index for t in tail] == list(range(start, 40))
+        full = {t.frame.index: t for t in r.tracked_frames()}
+        assert np.array_equal(tail[0].frame.image, full[start].frame.image)
+    assert [t.frame.index for t in r.tracked_frames(with_images=False, start=38)] == [38, 39]
+    assert list(r.tracked_frames(start=40)) == []
+
+
 def test_session_replays_as_a_source(shared_data, tmp_path):
     written, _ = _record(shared_data, tmp_path / "s", n=25)
     with open_source(str(tmp_path / "s")) as src:

@@ -123,36 +123,46 @@ class SessionReader:
         return self.meta.get("status") == "closed"
 
     # ---------------------------------------------------------------- frames
-    def video_frames(self) -> Iterator[tuple[int, np.ndarray]]:
-        """(video frame number, BGR image) over every readable segment, in order."""
+    def video_frames(self, start: int = 0) -> Iterator[tuple[int, np.ndarray]]:
+        """(video frame number, BGR image) over every readable segment, in order, from frame ``start`` on
+        (segments before it are not decoded, so seeking is quick)."""
         import cv2
 
-        for start, path in self._segments:
+        for i, (seg_start, path) in enumerate(self._segments):
+            next_start = self._segments[i + 1][0] if i + 1 < len(self._segments) else None
+            if next_start is not None and next_start <= start:
+                continue
             cap = cv2.VideoCapture(str(path))
             try:
                 if not cap.isOpened():
                     log.warning("video segment %s unreadable (recording cut short?); skipped", path)
                     continue
-                k = start
+                k = seg_start
                 while True:
                     ok, image = cap.read()
                     if not ok:
                         break
-                    yield k, image
+                    if k >= start:
+                        yield k, image
                     k += 1
             finally:
                 cap.release()
 
-    def tracked_frames(self, with_images: bool = True) -> Iterator[TrackedFrame]:
-        """The recorded results as TrackedFrames, with their video frames when ``with_images`` (records whose
-        frame is not in the video are yielded with a 1x1 placeholder image when ``with_images`` is False,
-        and skipped when it is True)."""
+    def tracked_frames(self, with_images: bool = True, start: int = 0) -> Iterator[TrackedFrame]:
+        """The recorded results as TrackedFrames, from position ``start`` of the sequence.
+
+        with_images: with their video frames (records whose frame is not in the video are skipped; ``start``
+        counts records with video, i.e. positions on the replay timeline). Without: every record, with a 1x1
+        placeholder image (``start`` counts records)."""
         if not with_images:
-            for rec in self._records:
+            for rec in self._records[start:]:
                 yield tracked_from_record(rec)
             return
-        by_video = {rec["video_frame"]: rec for rec in self._records if rec.get("video_frame") is not None}
-        for k, image in self.video_frames():
+        with_video = [rec for rec in self._records if rec.get("video_frame") is not None]
+        if start >= len(with_video):
+            return
+        by_video = {rec["video_frame"]: rec for rec in with_video[start:]}
+        for k, image in self.video_frames(int(with_video[start]["video_frame"])):
             rec = by_video.get(k)
             if rec is not None:
                 yield tracked_from_record(rec, image)
