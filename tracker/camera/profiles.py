@@ -115,8 +115,12 @@ class CameraProfile:
 
     def summary(self) -> str:
         k = self.intrinsics
-        quality = (f"reprojection {self.rms_reprojection_px:.3f} px" if self.rms_reprojection_px is not None
-                   else f"focal std {self.focal_std_px:.1f} px" if self.focal_std_px is not None else "no error estimate")
+        if self.rms_reprojection_px is not None:
+            quality = f"reprojection {self.rms_reprojection_px:.3f} px"
+        elif self.focal_std_px is not None:
+            quality = f"focal std {self.focal_std_px:.1f} px"
+        else:
+            quality = "no error estimate"
         return (f"{self.camera_id} {k.width}x{k.height}: f={k.fx:.1f}/{k.fy:.1f} px, c=({k.cx:.1f}, {k.cy:.1f}), "
                 f"hfov {k.hfov_deg:.1f} deg, {self.method}, {quality}, {self.created}")
 
