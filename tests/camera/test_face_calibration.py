@@ -182,3 +182,44 @@ def test_converges_on_synthetic_landmarks(head_model):
     assert res.history[-1][2] < res.history[0][2]
     assert res.identity.shape == (head_model.n_identity,)
     assert updates[-1].coverage > 0.8
+
+
+def test_cli_face_writes_camera_and_face_profiles(head_model, shared_data, tmp_path, monkeypatch, capsys):
+    """``calibrate --method face`` end to end with the tracking pipeline replaced by the real fitter on synthetic
+    landmarks (the landmark network is not needed for this): both profiles are written and reloadable."""
+    import json
+
+    import tracker.pipeline
+    from tracker.camera import profiles
+    from tracker.camera.calibration_bench import face_landmark_ids
+    from tracker.cli import main
+    from tracker.fitting import FaceFitter, FitOptions
+
+    monkeypatch.setenv("TRACKER_CONFIG", str(tmp_path / "cfg"))
+    fitter = FaceFitter(head_model, face_landmark_ids(head_model, 68), FitOptions(w_intersect=0.0))
+    seq = synthetic_face_sequence(fitter.lm, CAM, 40, np.random.default_rng(3), noise_px=1.0)
+    guess = Intrinsics.from_fov(640, 480)
+
+    class FakePipeline:
+        def __init__(self, options=None, **kw):
+            assert options.use_face_profile is False
+            self.fitter, self.model = fitter, head_model
+
+        def track(self, source, max_frames=None):
+            prev = None
+            for i, lmk in enumerate(seq.landmarks):
+                fit = fitter.fit_frame(lmk, guess, previous=prev)
+                prev = fit.params
+                yield TrackedFrame(Frame(np.zeros((480, 640, 3), np.uint8), i, i), guess, None, lmk, fit, True)
+
+    monkeypatch.setattr(tracker.pipeline, "Pipeline", FakePipeline)
+    clip = shared_data / "videos" / "lp_d0.mp4"
+    assert main(["calibrate", "--source", str(clip), "--method", "face", "--camera-id", "webcam", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "turn left" in out and "horizontal FOV" in out
+    result = json.loads(out.strip().splitlines()[-1])
+    assert abs(result["focal_px"] / CAM.fx - 1) < 0.03, result
+    prof = profiles.find_profile("webcam", 640, 480)
+    assert prof.method == "face" and prof.focal_std_px == pytest.approx(result["focal_std_px"])
+    face = profiles.load_face_profile(head_model.version)
+    assert face is not None and face.identity.shape == (head_model.n_identity,) and face.camera_id == "webcam"

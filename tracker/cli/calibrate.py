@@ -192,7 +192,7 @@ def _face(args, camera_id: str) -> dict:
     source = _open(args)
     try:
         try:
-            pipeline = Pipeline(PipelineOptions())
+            pipeline = Pipeline(PipelineOptions(use_face_profile=False))
         except PipelineError as exc:
             raise CommandError(str(exc)) from exc
         calibrator = FaceCalibrator(fitter_focal_solver(pipeline.fitter))
