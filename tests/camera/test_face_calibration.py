@@ -223,3 +223,15 @@ def test_cli_face_writes_camera_and_face_profiles(head_model, shared_data, tmp_p
     assert prof.method == "face" and prof.focal_std_px == pytest.approx(result["focal_std_px"])
     face = profiles.load_face_profile(head_model.version)
     assert face is not None and face.identity.shape == (head_model.n_identity,) and face.camera_id == "webcam"
+
+
+def test_accept_keeps_principal_point_aspect_and_distortion():
+    cam = Intrinsics(640, 480, 500.0, 505.0, 330.0, 236.0, (-0.1, 0.02, 0.0, 0.0, 0.0))
+    cal = FaceCalibrator(FakeSolver(focal=560.0), FaceCalibrationOptions(min_keyframes=2))
+    for i, (y, p) in enumerate([(0, 0), (25, 0), (-25, 5)]):
+        lm = Landmarks(np.random.default_rng(i).uniform(200, 400, (20, 2)), np.ones(20))
+        cal.add_landmarks(lm, cam, y, p, 500.0 + 40 * i)
+    res = cal.accept()
+    k = res.intrinsics
+    assert k.fx == pytest.approx(res.focal_px) and k.fy / k.fx == pytest.approx(505.0 / 500.0)
+    assert (k.cx, k.cy, k.dist_coeffs) == (330.0, 236.0, cam.dist_coeffs)

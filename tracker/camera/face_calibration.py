@@ -335,7 +335,7 @@ class CalibrationUpdate:
 
 @dataclass(frozen=True, eq=False)
 class FaceCalibrationResult:
-    """The accepted answer: intrinsics with the fitted focal (square pixels, principal point kept),
+    """The accepted answer: intrinsics with the fitted focal (principal point, aspect and distortion kept),
     focal_px, focal_std_px, hfov_deg, identity (n_id,), n_keyframes, and the estimate history
     ((n_keyframes, focal_px, focal_std_px) per solve)."""
 
@@ -386,8 +386,8 @@ class FaceCalibrator:
         if self.state == "failed":
             raise FaceCalibrationError(f"cannot accept a failed calibration: {self.message}")
         est = self.estimate
-        k = self.intrinsics
-        intr = Intrinsics(k.width, k.height, est.focal_px, est.focal_px, k.cx, k.cy)
+        # the starting camera's principal point, aspect ratio and distortion (e.g. from a board profile) are kept
+        intr = self.intrinsics.with_focal(est.focal_px)
         self.state = "accepted"
         return FaceCalibrationResult(intr, est.focal_px, est.focal_std_px, intr.hfov_deg, np.asarray(est.identity),
                                      est.n_keyframes, tuple(self.history))
