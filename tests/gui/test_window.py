@@ -172,7 +172,7 @@ def test_record_then_replay_gives_the_same_parameters(qtbot, head_model, clip, t
     w.stop_worker()
     replayed = _collect(w)
     w.open_source(str(folder))
-    _wait(qtbot, w, lambda: len(replayed) >= 5, TRACK_TIMEOUT_MS)
+    _wait(qtbot, w, lambda: w._ended and len(replayed) >= 1, TRACK_TIMEOUT_MS)  # as fast as it goes: drops
     assert w.info.kind == "session" and w.timeline.isVisible() and w.slider.maximum() == w.info.length - 1
     assert not w.action_record.isEnabled()
     compared = 0
@@ -189,7 +189,6 @@ def test_record_then_replay_gives_the_same_parameters(qtbot, head_model, clip, t
                 compared += 1
     assert compared >= 1
     # seeking on the timeline while paused shows that frame and holds
-    _wait(qtbot, w, lambda: w._ended, TRACK_TIMEOUT_MS)
     assert w.play_button.isChecked()  # at the end it shows "play"
     target = w.info.length - 3
     n = len(replayed)
@@ -312,3 +311,13 @@ def test_app_frame_rate_benchmark_runs(qtbot, clip):
         app_fps(clip.parent / "nope.mp4", 10)
     app = QtWidgets.QApplication.instance()
     assert app is not None and QtCore.QSettings().fileName() != ""
+
+
+def test_the_calibration_dialog_opens_from_the_window(qtbot, head_model, tmp_path):
+    w = _make_window(qtbot, head_model, tmp_path)
+    assert w.action_calibrate.isEnabled()
+    w.action_calibrate.trigger()
+    dlg = w.calibration_dialog
+    qtbot.addWidget(dlg)
+    assert dlg.isVisible() and dlg.windowTitle() == "Camera calibration"
+    dlg.close()

@@ -59,6 +59,12 @@ def shared_pipeline(model=None):
         return pipe
 
 
+def forget_pipelines() -> None:
+    """Drop the shared pipelines (after a new calibration or face profile: the next run loads them again)."""
+    with _pipelines_lock:
+        _pipelines.clear()
+
+
 def untracked(frames, source, message: str) -> Iterator[TrackedFrame]:
     """The frames shown without tracking (when the pipeline cannot start), each saying why."""
     hint = getattr(source, "intrinsics_hint", None)
@@ -91,6 +97,14 @@ class TrackingRun:
         self.source = source if source is not None else open_source(
             spec, width=w or None, height=h or None, fps=fps or None, realtime=realtime, intrinsics=intrinsics)
         self.frame_transform = frame_transform
+        if intrinsics is None and source is None and source_kind(spec) in ("camera", "video"):
+            # a saved calibration profile for this camera (or video) at this resolution, as ``track`` uses
+            from tracker.cli.track import camera_id_for, profile_intrinsics
+
+            profile = profile_intrinsics(spec, *self.source.size)
+            if profile is not None:
+                log.info("using the calibration profile of %s", camera_id_for(spec))
+                self.source.intrinsics_hint = profile
         self.start_at = max(0, int(start_at)) if self.source.length else 0
         self.info = SourceInfo(str(spec), source_kind(spec), self.source.description, float(self.source.fps),
                                self.source.length, tuple(self.source.size), self.start_at)

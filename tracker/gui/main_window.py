@@ -571,18 +571,36 @@ class MainWindow(QtWidgets.QMainWindow):
         return CalibrationDialog
 
     def open_calibration(self) -> None:
+        """The calibration dialog (``tracker.gui.calibration``) on the current camera. It opens the camera
+        itself, so tracking stops while it is open and starts again when it closes; a saved profile is used
+        from then on."""
         cls = self._calibration_dialog_class()
         if cls is None:
             self.show_status("camera calibration is not available in this build", 5000)
             return
+        resume = self.spec if self.info is not None and self.info.kind == "camera" else None
+        source = resume or (self.settings.source if source_kind(self.settings.source or "") == "camera" else "0")
+        if resume:
+            self.stop_worker()
         try:
-            dlg = cls(parent=self)
-        except TypeError:
-            dlg = cls(self)
+            dlg = cls(self, source=source)
         except Exception as exc:  # noqa: BLE001 - a broken dialog must not take the app down
             self._message_box("Calibration", f"the calibration dialog could not open: {exc}")
+            if resume:
+                self.open_source(resume)
             return
+        self.calibration_dialog = dlg
+        if hasattr(dlg, "profile_saved"):
+            dlg.profile_saved.connect(self._on_profile_saved)
+        if resume:
+            dlg.finished.connect(lambda _result: self.open_source(resume))
         dlg.show()
+
+    def _on_profile_saved(self, path: str) -> None:
+        from tracker.gui.backend import forget_pipelines
+
+        forget_pipelines()  # the next run loads the new camera and face profiles
+        self.show_status(f"Calibration saved: {path}", 0)
 
     # ------------------------------------------------------------------ messages, closing
     def show_status(self, message: str, timeout_ms: int = 0) -> None:
