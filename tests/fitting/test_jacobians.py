@@ -135,7 +135,11 @@ def test_intersect_term_matches_finite_differences(tiny):
     psi = np.zeros(model.n_expression)
     r0, _, _ = intersect_residuals(im, np.zeros(model.n_identity), psi, 1.0)
     assert r0.size == 0  # the neutral face does not intersect itself
-    psi[[0, 1, 2]] = [0.8, 0.9, 0.6]   # jaw open and blinks push lips into teeth and lids into eyes
+    for k in range(model.n_expression):  # no single shape intersects (the sets are chosen that way)
+        one = np.zeros(model.n_expression)
+        one[k] = 1.0
+        assert intersect_residuals(im, np.zeros(model.n_identity), one, 1.0)[0].size == 0
+    psi[[1, 2, 5, 6, 7]] = [0.9, 0.8, 0.9, 0.9, 0.8]   # blinks + brow pull lids in, pucker + puff push lips in
     r, jb, jp = intersect_residuals(im, beta, psi, 10.0)
     assert r.size >= 6 and np.all(r > 0)
     n = r.size

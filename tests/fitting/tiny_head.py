@@ -38,7 +38,7 @@ def build_tiny_head(seed: int = 0, n_identity: int = 5) -> HeadModel:
         for a in np.linspace(-0.9, 0.9, 6):
             d = np.array([np.sin(a) * 0.6, 0.55, 0.6])
             d /= np.linalg.norm(d)
-            lids.append(c + (EYE_RADIUS + 0.15) * d)
+            lids.append(c + (EYE_RADIUS + 0.3) * d)
     lids = np.array(lids)
     # lips: just in front of the teeth
     lips = np.array([[x, y, 3.35] for x in np.linspace(-1.5, 1.5, 5) for y in (-3.3, -4.7)])
@@ -65,6 +65,7 @@ def build_tiny_head(seed: int = 0, n_identity: int = 5) -> HeadModel:
         return np.einsum("nk,ka->na", np.exp(-(d / 6.0) ** 2), amps)
 
     identity = np.stack([smooth_field(0.4) for _ in range(n_identity)])
+    identity[:, np.flatnonzero(part == 0)[-len(lids) - len(lips):]] *= 0.1   # lids and lips: small changes
     # eyeballs move rigidly with identity (a translation per eye), so the sphere fit stays exact
     for k, (pid, c) in enumerate(((3, 0), (4, 1))):
         m = part == pid
@@ -75,13 +76,22 @@ def build_tiny_head(seed: int = 0, n_identity: int = 5) -> HeadModel:
     expr[0, lower_face, 1] = -1.0 * (1.0 - (neutral[lower_face, 1] + 2.0) / -7.0).clip(0.3, 1.0)
     expr[0, lower_teeth, 1] = -1.0
     expr[0, lip_ids[neutral[lip_ids, 1] < -4.0], 1] = -1.0
-    for e, c in ((1, EYE_CENTRES[0]), (2, EYE_CENTRES[1])):
-        near = (np.linalg.norm(neutral - c, axis=1) < 2.5) & (part == 0)
-        expr[e, near] = (c - neutral[near]) * 0.35      # blink pulls lids into the eyeball
-    for e in range(3, len(EXPRESSIONS)):
+    for e in range(3, 8):
         centre = neutral[rng.integers(0, n_skin)]
         w = np.exp(-(np.linalg.norm(neutral - centre, axis=1) / 2.5) ** 2) * (part == 0)
+        w[lid_ids] = 0.0
+        w[lip_ids] = 0.0
         expr[e] = w[:, None] * rng.normal(scale=0.6, size=3)
+    # no single shape pushes eyelids into the eyeballs or lips into the teeth, but combinations do:
+    # each blink, and browInnerUp, pull the lids 0.2 cm towards the eye centre (clearance 0.3 cm);
+    # mouthPucker and cheekPuff each push the lips 0.25 cm back (clearance ~0.35 cm)
+    for e, c in ((1, EYE_CENTRES[0]), (2, EYE_CENTRES[1])):
+        mine = lid_ids[np.linalg.norm(neutral[lid_ids] - c, axis=1) < EYE_RADIUS + 0.5]
+        toward = c - neutral[mine]
+        expr[e, mine] = 0.2 * toward / np.linalg.norm(toward, axis=1, keepdims=True)
+        expr[5, mine] = expr[e, mine]  # (5, 6 and 7 also move other skin: see the loop above)
+    expr[6, lip_ids] = [0.0, 0.0, -0.25]
+    expr[7, lip_ids] = [0.0, 0.0, -0.25]
     joints = np.array([[0.0, -10.0, -2.0], [0.0, -1.5, -0.5], EYE_CENTRES[0], EYE_CENTRES[1]])
     joints_id = rng.normal(scale=0.1, size=(n_identity, 4, 3))
     for k, pid in ((2, 3), (3, 4)):

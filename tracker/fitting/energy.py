@@ -25,7 +25,9 @@ class FitOptions:
     - ``w_joints`` 1.0: |theta|^2 over neck, head and eyes (radians^2); the root is free.
     - ``w_temporal`` 0.005: sum over landmarks of |x_t - x_(t-1)|^2 in px^2 (tracking: against the previous
       frame's fit; offline: between consecutive frames). Small: it damps jitter without lagging motion.
-    - ``w_intersect`` 1000.0: per cm^2 of penetration (1 mm of eyelid inside an eyeball costs 10).
+    - ``w_intersect`` 100.0: per cm^2 of penetration beyond ``intersect_tolerance_cm`` 0.1 (1 mm beyond it
+      costs 1, like a landmark 1.4 sigma off). The tolerance absorbs the model's own small intersections
+      (random identities and expression mixes of ICT-FaceKit graze the fitted eyeball spheres and teeth hulls).
     Solver:
     - ``max_iterations`` 6 per tracked frame (warm start); ``max_iterations_init`` 25 after a PnP start;
       ``max_iterations_batch`` 40 for keyframes/offline.
@@ -45,7 +47,8 @@ class FitOptions:
     w_expression: float = 1.0
     w_joints: float = 1.0
     w_temporal: float = 0.005
-    w_intersect: float = 1000.0
+    w_intersect: float = 100.0
+    intersect_tolerance_cm: float = 0.1
     max_iterations: int = 6
     max_iterations_init: int = 25
     max_iterations_batch: int = 40
@@ -60,7 +63,7 @@ class FitOptions:
 
     def __post_init__(self) -> None:
         for name in ("w_landmarks", "w_identity", "w_expression", "w_joints", "w_temporal", "w_intersect",
-                     "sparsity_threshold_cm", "image_margin"):
+                     "sparsity_threshold_cm", "image_margin", "intersect_tolerance_cm"):
             if not np.isfinite(getattr(self, name)) or getattr(self, name) < 0:
                 raise ValueError(f"FitOptions.{name} must be finite and >= 0, got {getattr(self, name)}")
         if self.w_landmarks <= 0:

@@ -17,7 +17,11 @@ identity and expression only.
 Vertex sets, chosen deterministically from the neutral mesh and ``vertex_part``:
 - eyelid vertices: skin ('Face') vertices within ``EYELID_MARGIN_CM`` outside an eyeball sphere;
 - lower teeth: teeth vertices that move by more than half the maximum under ``jawOpen``; upper: the rest;
-- lip vertices: skin vertices outside the teeth hulls but within ``LIP_MARGIN_CM`` of one.
+- lip vertices: skin vertices outside the teeth hulls but within ``LIP_MARGIN_CM`` of one;
+- of these, only the vertices that stay outside under every single basis shape of the model on its own
+  (each identity mode at -2 and +2 sigma, each expression at 1) are guarded. ICT-FaceKit's own blendshapes
+  (mouthRollLower, mouthSmile, eyeLookDown, ...) move some skin into the sphere fitted to the sclera or the
+  teeth hull, so penalising those vertices would fight the model instead of preventing artefacts.
 """
 
 from __future__ import annotations
@@ -49,6 +53,22 @@ def _part_index(model: HeadModel, *names: str) -> list[int]:
 def _mask(model: HeadModel, *names: str) -> np.ndarray:
     idx = _part_index(model, *names)
     return np.isin(model.vertex_part, idx) if idx else np.zeros(model.n_vertices, dtype=bool)
+
+
+def _single_shape_extremes(vs: "_VertexSet", centre_id: np.ndarray,
+                           centre_exp: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (V, C, 3) and centre shifts (C, 3) of ``vs`` under each single basis shape on its own:
+    identity mode i at -2 and +2 (``centre_id`` (3, n_id) moves the centre) and expression j at 1
+    (``centre_exp`` (3, n_exp), or none)."""
+    n_id, n_exp = vs.id_basis.shape[2], vs.exp_basis.shape[2]
+    disp = np.concatenate([-2.0 * vs.id_basis, 2.0 * vs.id_basis, vs.exp_basis], axis=2)     # (V, 3, C)
+    c_exp = np.zeros((3, n_exp)) if centre_exp is None else centre_exp
+    shift = np.concatenate([-2.0 * centre_id, 2.0 * centre_id, c_exp], axis=1).T           # (C, 3)
+    x = vs.neutral[:, None, :] + np.transpose(disp, (0, 2, 1))
+    x = np.concatenate([vs.neutral[:, None, :], x], axis=1)
+    shift = np.concatenate([np.zeros((1, 3)), shift], axis=0)
+    _ = n_id
+    return x, shift
 
 
 def fibonacci_directions(n: int) -> np.ndarray:
@@ -122,18 +142,27 @@ class IntersectModel:
     joints_neutral_cm: np.ndarray            # (2, 3) eye joints
     joints_identity_basis_cm: np.ndarray     # (2, 3, n_id)
     hulls: tuple[TeethHull, ...]             # upper, lower
+    tolerance_cm: float = 0.0                # penetration allowed before the penalty starts
 
     @classmethod
-    def from_head_model(cls, model: HeadModel) -> "IntersectModel":
+    def from_head_model(cls, model: HeadModel, tolerance_cm: float = 0.0) -> "IntersectModel":
+        """The vertex sets of ``model``; ``tolerance_cm``: depth tolerated (sphere radius and hull planes
+        shrunk by it)."""
         skin = _mask(model, "Face")
         if not skin.any():
             raise ValueError(f"E_intersect needs a 'Face' part; the model has {', '.join(model.part_names)}")
         neutral = model.neutral_cm.astype(np.float64)
+        eye_c = model.joints_neutral_cm[list(EYE_JOINTS)].astype(np.float64)
+        eye_cb = np.transpose(model.joints_identity_basis_cm[:, list(EYE_JOINTS)], (1, 2, 0)).astype(np.float64)
         eyelids = []
         for e, k in enumerate(EYE_JOINTS):
-            d = np.linalg.norm(neutral - model.joints_neutral_cm[k], axis=1)
+            d = np.linalg.norm(neutral - eye_c[e], axis=1)
             r = float(model.eye_radius_cm[e])
-            eyelids.append(_VertexSet.from_model(model, np.flatnonzero(skin & (d > r) & (d < r + EYELID_MARGIN_CM))))
+            cand = _VertexSet.from_model(model, np.flatnonzero(skin & (d > r) & (d < r + EYELID_MARGIN_CM)))
+            # keep the vertices that no single basis shape pushes inside (see the module docstring)
+            x, c_shift = _single_shape_extremes(cand, eye_cb[e])
+            dist = np.linalg.norm(x - (eye_c[e] + c_shift)[None], axis=2)    # (V, C)
+            eyelids.append(cand.subset((dist >= r).all(axis=1)))
         hulls = []
         teeth = np.flatnonzero(_mask(model, "Teeth"))
         if teeth.size >= 8:
@@ -148,14 +177,15 @@ class IntersectModel:
             for g in groups:
                 normals, offsets = _kdop(neutral[g], HULL_PLANES)
                 signed = (neutral[skin_ids] @ normals.T + offsets).max(axis=1)
-                lips = skin_ids[(signed > 0) & (signed < LIP_MARGIN_CM)]
+                cand = _VertexSet.from_model(model, skin_ids[(signed > 0) & (signed < LIP_MARGIN_CM)])
                 teeth_set = _VertexSet.from_model(model, g)
-                hulls.append(TeethHull(normals, offsets, teeth_set.id_basis.mean(axis=0),
-                                       teeth_set.exp_basis.mean(axis=0), _VertexSet.from_model(model, lips)))
-        return cls(tuple(eyelids), np.asarray(model.eye_radius_cm, dtype=np.float64),
-                   model.joints_neutral_cm[list(EYE_JOINTS)].astype(np.float64),
-                   np.transpose(model.joints_identity_basis_cm[:, list(EYE_JOINTS)], (1, 2, 0)).astype(np.float64),
-                   tuple(hulls))
+                shift_id, shift_exp = teeth_set.id_basis.mean(axis=0), teeth_set.exp_basis.mean(axis=0)
+                x, c_shift = _single_shape_extremes(cand, shift_id, shift_exp)
+                s = np.einsum("vca,ja->vcj", x - c_shift[None], normals) + offsets   # (V, C, J)
+                keep = (s.max(axis=2) >= 0).all(axis=1)
+                hulls.append(TeethHull(normals, offsets, shift_id, shift_exp, cand.subset(keep)))
+        return cls(tuple(eyelids), np.asarray(model.eye_radius_cm, dtype=np.float64), eye_c, eye_cb, tuple(hulls),
+                   float(tolerance_cm))
 
     def for_identity(self, beta: np.ndarray) -> "IntersectModel":
         """The same term with only the vertices that can penetrate for this identity and some psi in
@@ -174,7 +204,7 @@ class IntersectModel:
             n = d / np.maximum(dist, 1e-12)[:, None]
             lower = np.einsum("vc,vcj->vj", n, lids.exp_basis)
             bound = dist + np.minimum(lower, 0.0).sum(axis=1)
-            eyelids.append(lids.subset(bound < self.eye_radius_cm[e], beta))
+            eyelids.append(lids.subset(bound < self.eye_radius_cm[e] - self.tolerance_cm, beta))
         hulls = []
         for h in self.hulls:
             lips = h.lips
@@ -184,9 +214,10 @@ class IntersectModel:
             n = h.normals[j]
             move = np.einsum("vc,vcj->vj", n, lips.exp_basis) - n @ h.shift_exp
             bound = s[np.arange(len(j)), j] + np.minimum(move, 0.0).sum(axis=1)
-            hulls.append(TeethHull(h.normals, h.offsets, h.shift_id, h.shift_exp, lips.subset(bound < 0, beta)))
+            hulls.append(TeethHull(h.normals, h.offsets, h.shift_id, h.shift_exp,
+                                   lips.subset(bound < -self.tolerance_cm, beta)))
         return IntersectModel(tuple(eyelids), self.eye_radius_cm, self.joints_neutral_cm,
-                              self.joints_identity_basis_cm, tuple(hulls))
+                              self.joints_identity_basis_cm, tuple(hulls), self.tolerance_cm)
 
     @property
     def n_vertices(self) -> int:
@@ -210,11 +241,12 @@ def intersect_residuals(im: IntersectModel, beta: np.ndarray, psi: np.ndarray, w
         c = im.joints_neutral_cm[e] + im.joints_identity_basis_cm[e] @ beta
         diff = x - c
         dist = np.linalg.norm(diff, axis=1)
-        inside = dist < im.eye_radius_cm[e]
+        radius = im.eye_radius_cm[e] - im.tolerance_cm
+        inside = dist < radius
         if not inside.any():
             continue
         # E_eyeballs: r = radius - |x - c| for eyelid vertices inside the sphere
-        rs.append(sw * (im.eye_radius_cm[e] - dist[inside]))
+        rs.append(sw * (radius - dist[inside]))
         if jacobian:
             nrm = diff[inside] / np.maximum(dist[inside], 1e-12)[:, None]        # (A, 3)
             if jac_identity:
@@ -226,7 +258,7 @@ def intersect_residuals(im: IntersectModel, beta: np.ndarray, psi: np.ndarray, w
             continue
         x = hull.lips.rest(beta, psi)
         c_shift = hull.shift_id @ beta + hull.shift_exp @ psi                 # (3,)
-        s = (x - c_shift) @ hull.normals.T + hull.offsets                    # (V, J)
+        s = (x - c_shift) @ hull.normals.T + hull.offsets + im.tolerance_cm  # (V, J), planes shrunk
         jmax = np.argmax(s, axis=1)
         smax = s[np.arange(s.shape[0]), jmax]
         inside = smax < 0
@@ -259,7 +291,8 @@ class PackedIntersect:
     rest_cm: (V, 3) rest positions at psi = 0; exp_basis: (V, 3, n_exp); the first ``n_eye`` vertices are
     eyelids with sphere centres ``centre_cm`` (n_eye, 3) and radii ``radius_cm`` (n_eye,); the others are lips
     with hull ``hull_index`` (V - n_eye,) into ``offsets`` (H, J) and ``shift_exp`` (H, 3, n_exp);
-    ``normals`` (J, 3) are shared by the hulls (the same k-DOP directions); ``lip_plane`` (V - n_eye,): each lip
+    ``normals`` (J, 3) are shared by the hulls (the same k-DOP directions); radii and offsets already include
+    the tolerance; ``lip_plane`` (V - n_eye,): each lip
     vertex's nearest plane at psi = 0, a cheap first test."""
 
     rest_cm: np.ndarray
@@ -301,8 +334,9 @@ class PackedIntersect:
         rest = cat(rests, (0, 3))
         hidx = cat(hull_index, (0,)).astype(np.int64)
         own = np.argmax(rest[n_eye:] @ normals.T + offsets[hidx], axis=1) if hidx.size else np.zeros(0, np.int64)
+        tol = im.tolerance_cm
         return cls(rest, np.ascontiguousarray(cat(bases, (0, 3, n_exp))), n_eye,
-                   cat(centres, (0, 3)), cat(radii, (0,)), hidx, normals, offsets, shift, own)
+                   cat(centres, (0, 3)), cat(radii, (0,)) - tol, hidx, normals, offsets + tol, shift, own)
 
     @property
     def n_vertices(self) -> int:

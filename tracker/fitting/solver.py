@@ -93,7 +93,7 @@ class FaceFitter:
         self.intersect: IntersectModel | None = None
         if self.options.w_intersect > 0:
             try:
-                self.intersect = IntersectModel.from_head_model(model)
+                self.intersect = IntersectModel.from_head_model(model, self.options.intersect_tolerance_cm)
             except ValueError as exc:
                 log.info("E_intersect disabled: %s", exc)
         self._rest_key: bytes | None = None
