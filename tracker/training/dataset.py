@@ -85,12 +85,14 @@ class LabelledSet:
                            self.source[index])
 
     def valid(self) -> "LabelledSet":
-        """Drop samples with non-finite ROI points, coincident eyes or no labelled landmark."""
+        """Zero the weight of non-finite labels; drop samples with bad ROI points or no labelled landmark."""
+        finite = np.isfinite(self.landmarks_px).all(axis=2)
+        weights = np.where(finite & np.isfinite(self.weights), self.weights, 0.0).astype(np.float32)
+        landmarks = np.where(finite[..., None], self.landmarks_px, 0.0).astype(np.float32)
         eyes = np.linalg.norm(self.roi_points[:, 1] - self.roi_points[:, 0], axis=1)
-        lm_ok = np.isfinite(self.landmarks_px).all(axis=2) | (self.weights == 0)
-        ok = (np.isfinite(self.roi_points).all(axis=(1, 2)) & (eyes > 2.0) & lm_ok.all(axis=1)
-              & (self.weights.sum(1) > 0))
-        return self.subset(np.flatnonzero(ok))
+        ok = np.isfinite(self.roi_points).all(axis=(1, 2)) & (eyes > 2.0) & (weights.sum(1) > 0)
+        clean = LabelledSet(self.images, landmarks, weights, self.roi_points, self.source)
+        return clean.subset(np.flatnonzero(ok))
 
     @staticmethod
     def concat(sets: list["LabelledSet"]) -> "LabelledSet":
@@ -281,8 +283,14 @@ def mean_target(dataset: CropDataset, n: int = 512, seed: int = 0) -> np.ndarray
 
 
 def load_mirror(landmark_set: str, n_landmarks: int) -> np.ndarray | None:
-    """The landmark set's mirror permutation from ``assets/landmarks/<set>.json`` (None when not available)."""
+    """The landmark set's mirror permutation from ``assets/landmarks/<set>.json`` (None when not available);
+    ``ibug68`` is the 68 iBUG points themselves."""
     from tracker.paths import ASSETS_DIR
+
+    if landmark_set == "ibug68" and n_landmarks == 68:
+        from tracker.training.ibug import IBUG_MIRROR
+
+        return IBUG_MIRROR.copy()
 
     path = ASSETS_DIR / "landmarks" / f"{landmark_set}.json"
     if not path.is_file():

@@ -8,7 +8,9 @@ Command::
 - Training data: ``--data`` npz files (``tracker.training.data`` format), else every training set that
   ``tracker.training.data`` lists. Any sample of a held-out image (tracker/splits.py: held-out 300-W
   files and the held-out videos) is dropped from training, whatever file it comes from.
-- Validation: ``--val`` npz files, else the held-out samples found in the training files; plain run-time crops.
+- Validation: ``--val`` npz files plus the held-out samples found in the training files; plain run-time crops,
+  at most ``--val-max`` per source. ``best.pt`` is picked on the NME of ``--select-source`` (default
+  ``300w-train``: held-out 300-W ground truth from ``tracker.training.ibug``), else on the NME of all.
 - Schedule: linear warm-up, then cosine decay to 1% over ``--steps``. ``--resume`` continues
   ``runs/NAME/last.pt`` (model, optimiser, step); ``--init CKPT`` starts from a checkpoint's weights with a
   fresh schedule (e.g. when more data arrives).
@@ -71,15 +73,17 @@ class TrainOptions:
     landmark_set: str = "landmarks320"
     batch: int = 32
     lr: float = 2e-3
+    head_lr_mult: float = 0.1
     weight_decay: float = 1e-2
     steps: int = 6000
     warmup: int = 200
     ckpt_minutes: float = 3.0
     val_minutes: float = 5.0
-    val_max: int = 600
+    val_max: int = 300
     max_minutes: float = 0.0
     threads: int = 1
     seed: int = 0
+    select_source: str = "300w-train"
 
 
 def lr_at(step: int, opts: TrainOptions) -> float:
@@ -110,21 +114,27 @@ def load_sets(paths: list[Path]) -> LabelledSet:
 
 
 def split_train_val(train: LabelledSet, val: LabelledSet | None) -> tuple[LabelledSet, LabelledSet]:
-    """Drop held-out images from the training set; without explicit validation data, validate on them."""
+    """Move held-out images (tracker/splits.py) from the training set to the validation set."""
     held = np.array([is_held_out_path(p) for p in train.images], dtype=bool)
-    if val is None:
-        if not held.any():
-            raise ValueError("no validation data: give --val or training files that contain held-out images")
-        val = train.subset(np.flatnonzero(held))
+    if val is None and not held.any():
+        raise ValueError("no validation data: give --val or training files that contain held-out images")
+    moved = train.subset(np.flatnonzero(held))
+    val = moved if val is None else (LabelledSet.concat([val, moved]) if held.any() else val)
     return train.subset(np.flatnonzero(~held)), val
 
 
 class Validator:
     """Plain run-time crops of (a sample of) the validation set, decoded once; loss and NME of a model."""
 
-    def __init__(self, data: LabelledSet, cache: ImageCache, size: int, max_n: int, seed: int = 0) -> None:
+    def __init__(self, data: LabelledSet, cache: ImageCache, size: int, max_n: int, seed: int = 0,
+                 select_source: str = "") -> None:
+        self.select_source = select_source
         rng = np.random.default_rng(seed)
-        idx = np.sort(rng.choice(len(data), size=min(max_n, len(data)), replace=False))
+        idx = []
+        for src in np.unique(data.source):  # at most max_n per source
+            mine = np.flatnonzero(data.source == src)
+            idx.append(rng.choice(mine, size=min(max_n, len(mine)), replace=False))
+        idx = np.sort(np.concatenate(idx))
         ds = CropDataset(data, cache, size, mirror=None, augment=None)
         self.images, self.targets, self.weights = ds.batch(idx)
         self.size = size
@@ -149,9 +159,11 @@ class Validator:
         loss = float(gaussian_nll(torch.from_numpy(pred), torch.from_numpy(self.targets),
                                   torch.from_numpy(self.weights)))
         nme = self.nme(pred)
-        out = {"val_loss": loss, "val_nme": float(np.mean(nme))}
+        out = {"val_loss": loss, "val_nme_all": float(np.mean(nme))}
         for src in np.unique(self.sources):
             out[f"val_nme_{src}"] = float(np.mean(nme[self.sources == src]))
+        # the NME that picks the best checkpoint: that of the selection source when present
+        out["val_nme"] = out.get(f"val_nme_{self.select_source}", out["val_nme_all"])
         sig = np.exp(pred[..., 2])
         err = np.linalg.norm(pred[..., :2] - self.targets, axis=-1)
         m = self.weights > 0
@@ -169,6 +181,16 @@ class Validator:
         m = self.weights > 0
         per = (err * m).sum(1) / np.maximum(m.sum(1), 1)
         return 100.0 * per / self.eye_dist
+
+
+def make_optimizer(model: LandmarkNet, opts: TrainOptions) -> torch.optim.AdamW:
+    """AdamW; the wide linear head gets ``head_lr_mult`` times the learning rate (Adam moves every one of its
+    ~1280 inputs' weights by about the learning rate at once, which makes the first steps unstable)."""
+    head = list(model.head.parameters())
+    ids = {id(p) for p in head}
+    body = [p for p in model.parameters() if id(p) not in ids]
+    return torch.optim.AdamW([{"params": body, "lr_mult": 1.0}, {"params": head, "lr_mult": opts.head_lr_mult}],
+                             lr=opts.lr, weight_decay=opts.weight_decay)
 
 
 def save_checkpoint(path: Path, model: LandmarkNet, opt: torch.optim.Optimizer, step: int, epoch: float,
@@ -196,17 +218,17 @@ def train(opts: TrainOptions) -> dict:
     n_lm = train_set.n_landmarks
     log.info("%d training and %d validation samples, %d landmarks", len(train_set), len(val_set), n_lm)
     cfg = NetworkConfig(opts.input_size, n_lm, opts.width_mult)
-    cdir = cache_dir() / "training" / "images"
+    cdir = cache_dir() / "landmark_training" / "images"
     train_cache = ImageCache.build(train_set, cfg.input_size, cdir)
     val_cache = ImageCache.build(val_set, cfg.input_size, cdir)
     mirror = load_mirror(opts.landmark_set, n_lm)
     if mirror is None:
         log.warning("no mirror permutation for %s: mirror augmentation is off", opts.landmark_set)
     dataset = CropDataset(train_set, train_cache, cfg.input_size, mirror, AugmentConfig(), seed=opts.seed)
-    validator = Validator(val_set, val_cache, cfg.input_size, opts.val_max)
+    validator = Validator(val_set, val_cache, cfg.input_size, opts.val_max, select_source=opts.select_source)
 
     model = LandmarkNet(cfg)
-    opt = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
+    opt = make_optimizer(model, opts)
     step, epoch, best = 0, 0.0, float("inf")
     summary: dict = {}
     last = out / "last.pt"
@@ -219,8 +241,12 @@ def train(opts: TrainOptions) -> dict:
         log.info("resumed %s at step %d (best NME %.2f)", last, step, best)
     elif opts.init is not None:
         ckpt = torch.load(str(opts.init), map_location="cpu", weights_only=False)
-        model.load_state_dict(ckpt["model"])
-        log.info("initialised from %s", opts.init)
+        own = model.state_dict()
+        same = {k: v for k, v in ckpt["model"].items() if k in own and own[k].shape == v.shape}
+        model.load_state_dict(same, strict=False)
+        if "head.weight" not in same:  # another landmark set: keep the backbone, start the head afresh
+            model.set_initial_landmarks(mean_target(CropDataset(train_set, train_cache, cfg.input_size, None)))
+        log.info("initialised %d of %d tensors from %s", len(same), len(own), opts.init)
     else:
         model.set_initial_landmarks(mean_target(CropDataset(train_set, train_cache, cfg.input_size, None)))
 
@@ -258,7 +284,7 @@ def train(opts: TrainOptions) -> dict:
         images, targets, weights = dataset.batch(idx, rng)
         lr = lr_at(step, opts)
         for g in opt.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g.get("lr_mult", 1.0)
         pred = model(torch.from_numpy(images))
         loss = gaussian_nll(pred, torch.from_numpy(targets), torch.from_numpy(weights))
         opt.zero_grad(set_to_none=True)
@@ -280,6 +306,8 @@ def train(opts: TrainOptions) -> dict:
             log.info("step %d epoch %.2f lr %.2e train %.3f val %.3f NME %.2f%% (%s) %.1f img/s", step, epoch, lr,
                      np.mean(losses), metrics["val_loss"], metrics["val_nme"],
                      ", ".join(f"{k[8:]} {v:.2f}" for k, v in metrics.items() if k.startswith("val_nme_")), rate)
+            log.info("share of errors within 1 / 2 sigma: %.2f / %.2f", metrics["within_1sigma"],
+                     metrics["within_2sigma"])
             losses, seen_since, t_rate = [], 0, time.time()
             if metrics["val_nme"] < best:
                 best = metrics["val_nme"]
@@ -307,9 +335,11 @@ def parse_args(argv: list[str] | None = None) -> TrainOptions:
     p.add_argument("--init", type=Path, default=None, help="start from this checkpoint's weights, fresh schedule")
     for name in ("input_size", "batch", "steps", "warmup", "val_max", "threads", "seed"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
-    for name in ("width_mult", "lr", "weight_decay", "ckpt_minutes", "val_minutes", "max_minutes"):
+    for name in ("width_mult", "lr", "head_lr_mult", "weight_decay", "ckpt_minutes", "val_minutes", "max_minutes"):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(d, name))
     p.add_argument("--landmark-set", default=d.landmark_set)
+    p.add_argument("--select-source", default=d.select_source,
+                   help="validation source whose NME picks best.pt (default: held-out 300-W ground truth)")
     a = p.parse_args(argv)
     for f in a.data + a.val:
         if not f.is_file():

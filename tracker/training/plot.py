@@ -1,0 +1,72 @@
+"""Training curves from the trainer's ``log.csv`` files -> a PNG (losses and validation NME).
+
+Command: ``python -m tracker.training.plot runs/A/log.csv [runs/B/log.csv ...] --out docs/training_curves.png``
+(several logs are drawn one after another, e.g. a pre-training run then the run that started from it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+import numpy as np
+
+
+def read_log(path: Path) -> dict[str, np.ndarray]:
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows:
+        raise ValueError(f"{path} has no rows")
+    return {k: np.array([float(r[k]) for r in rows]) for k in rows[0]}
+
+
+def plot_logs(logs: list[Path], out: Path, labels: list[str] | None = None) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_loss, ax_nme) = plt.subplots(1, 2, figsize=(11, 4))
+    offset = 0.0
+    for k, path in enumerate(logs):
+        d = read_log(path)
+        hours = (d["seconds"] + offset) / 3600.0
+        name = labels[k] if labels else Path(path).parent.name
+        ax_loss.plot(hours, d["train_loss"], "-", label=f"{name} train")
+        ax_loss.plot(hours, d["val_loss"], "--", label=f"{name} val")
+        ax_nme.plot(hours, d["val_nme"], "-o", ms=3, label=name)
+        offset += float(d["seconds"][-1])
+    ax_loss.set_xlabel("training time (h, one CPU thread)")
+    ax_loss.set_ylabel("Gaussian NLL (Eq. 1, per landmark)")
+    ax_loss.legend(fontsize=8)
+    ax_loss.grid(alpha=0.3)
+    ax_nme.set_xlabel("training time (h, one CPU thread)")
+    ax_nme.set_ylabel("validation NME (% of eye-centre distance)")
+    ax_nme.legend(fontsize=8)
+    ax_nme.grid(alpha=0.3)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("logs", type=Path, nargs="+")
+    p.add_argument("--out", type=Path, default=Path("docs/training_curves.png"))
+    p.add_argument("--labels", nargs="*", default=None)
+    a = p.parse_args(argv)
+    for f in a.logs:
+        if not f.is_file():
+            p.error(f"no such log: {f}")
+    if a.labels and len(a.labels) != len(a.logs):
+        p.error("give one label per log")
+    print(plot_logs(a.logs, a.out, a.labels))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
