@@ -354,8 +354,8 @@ def build_synthetic(opts) -> dict[str, Path]:
         return False
 
     written = {}
-    for split, count, seed0 in (("train", opts.synthetic_train, 1_000_000 * (opts.seed + 1)),
-                                ("val", opts.synthetic_val, 1_000_000 * (opts.seed + 1) + 900_000)):
+    for split, count, seed0 in (("val", opts.synthetic_val, 1_000_000 * (opts.seed + 1) + 900_000),
+                                ("train", opts.synthetic_train, 1_000_000 * (opts.seed + 1))):
         if count <= 0:
             continue
         keep = (lambda p: held_out(p)) if split == "val" else (lambda p: not held_out(p))
