@@ -100,6 +100,7 @@ class FaceFitter:
         self._rest: IdentityRest | None = None
         self._isect_key: bytes | None = None
         self._isect: PackedIntersect | None = None
+        self._last_eval: tuple | None = None
 
     # ------------------------------------------------------------------ parameters
     def rest(self, identity: np.ndarray) -> IdentityRest:
@@ -302,7 +303,11 @@ class FaceFitter:
         uv_prev = None
         if previous is not None:
             x = self.pack(previous)
-            ev = self._frame_eval(x, self.rest(identity), cam, jac=True)
+            # the Jacobian depends on the parameters only: reuse the last frame's final evaluation
+            key = (x.tobytes(), identity.tobytes(), cam)
+            ev = self._last_eval[1] if self._last_eval is not None and self._last_eval[0] == key else None
+            if ev is None:
+                ev = self._frame_eval(x, self.rest(identity), cam, jac=True)
             if np.any(ev.x_mm[:, 2] < o.near_plane_mm):
                 return self._failed(previous, identity, intrinsics,
                                     f"face is behind the camera: the previous fit puts landmarks at "
@@ -320,6 +325,7 @@ class FaceFitter:
         max_iter = o.max_iterations if previous is not None else max(o.max_iterations, o.max_iterations_init)
         x, cost, iters, converged, msg = self._lm_single(x, identity, cam, data, uv_prev, ev, max_iter)
         params = self.unpack(x, identity, focal)
+        self._last_eval = ((self.pack(params).tobytes(), identity.tobytes(), cam), self._last_ev)
         uv = _distort(self._last_ev.uv_px, self._last_ev.x_mm, intrinsics)
         return FitResult(params, uv, cost, iters, converged, msg)
 
@@ -329,20 +335,23 @@ class FaceFitter:
         psi at a bound whose gradient points outwards is held (d = 0); a free psi whose step would leave
         the box is fixed at the bound (d = bound - psi) and the others are solved again, at most 4 times."""
         ie = self._exp_pos
-        hd = h + np.diag(lam * np.maximum(np.diag(h), 1e-9))
+        dg = np.diagonal(h)
         psi = x[self.active[ie]]
         fixed = np.zeros(self.na, dtype=bool)
         d = np.zeros(self.na)
         fixed[ie] = ((psi <= 0.0) & (g[ie] > 0)) | ((psi >= 1.0) & (g[ie] < 0))
         for _ in range(4):
-            free = ~fixed
-            rhs = -g[free]
+            # fixed entries: identity rows/columns with their prescribed step, H d moved to the right side
+            hd = h.copy()
+            hd.flat[::self.na + 1] += lam * np.maximum(dg, 1e-9)
+            rhs = -g
             if fixed.any():
-                rhs = rhs - hd[np.ix_(free, fixed)] @ d[fixed]
-                hf = hd[np.ix_(free, free)]
-            else:
-                hf = hd
-            d[free] = _cholesky_solve(hf, rhs)
+                rhs = rhs - hd[:, fixed] @ d[fixed]
+                rhs[fixed] = d[fixed]
+                hd[fixed, :] = 0.0
+                hd[:, fixed] = 0.0
+                hd[fixed, fixed] = 1.0
+            d = _cholesky_solve(hd, rhs)
             new_psi = psi + d[ie]
             viol = ~fixed[ie] & ((new_psi < 0.0) | (new_psi > 1.0))
             if not viol.any():
