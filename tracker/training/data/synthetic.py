@@ -296,7 +296,12 @@ class SyntheticGenerator:
         return image, lm.astype(np.float32), roi.astype(np.float32)
 
 
-def _write_split(gen: SyntheticGenerator, count: int, folder: Path, seed0: int, source: str) -> dict:
+def _write_split(gen: SyntheticGenerator, count: int, folder: Path, seed0: int, source: str,
+                 partial: Path | None = None) -> dict:
+    """Render ``count`` samples into ``folder`` in chunks (resumable); with ``partial``, the dataset so far is
+    rewritten there after every chunk, so training can start before the end."""
+    from tracker.training.data import schema
+
     folder.mkdir(parents=True, exist_ok=True)
     parts = []
     for c0 in range(0, count, CHUNK):
@@ -321,10 +326,10 @@ def _write_split(gen: SyntheticGenerator, count: int, folder: Path, seed0: int, 
         np.savez(tmp, **d)
         tmp.replace(label_file)
         parts.append(d)
+        if partial is not None:
+            schema.write_dataset(partial, schema.concat(parts))
         log.info("%s: %d/%d rendered, %.0f ms per sample", folder.name, c0 + n, count,
                  1000 * (time.perf_counter() - t0) / n)
-    from tracker.training.data import schema
-
     return schema.concat(parts)
 
 
@@ -364,6 +369,7 @@ def build_synthetic(opts) -> dict[str, Path]:
         bgs = [str(p) for t in tables for p, src in zip(t.images, t.source) if keep(str(p)) and src != "utkface"]
         gen = SyntheticGenerator(model, ids, corr, pool, bgs)
         log.info("synthetic %s: %d samples, %d texture sources, %d backgrounds", split, count, len(pool), len(bgs))
-        d = _write_split(gen, count, opts.out / "synthetic" / split, seed0, "synthetic")
-        written[f"synthetic_{split}"] = schema.write_dataset(opts.out / f"synthetic_{split}.npz", d)
+        target = opts.out / f"synthetic_{split}.npz"
+        d = _write_split(gen, count, opts.out / "synthetic" / split, seed0, "synthetic", partial=target)
+        written[f"synthetic_{split}"] = schema.write_dataset(target, d)
     return written
