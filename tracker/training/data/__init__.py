@@ -13,7 +13,7 @@ Build everything (into ``tracker.paths.cache_dir() / "training"`` unless ``--out
   ``--data none`` only such folders are used.
 - ``--limit N``: at most N images per source (a quick run).
 Every stage is cached under the output folder and resumes where it stopped: MediaPipe points
-(``mediapipe/<source>/``), fits (``fits/<source>.npz``), video frames (``frames/``), renders (``synthetic/``).
+(``mediapipe/<source>/``), fits (``fits/<version>/<source>.npz``), video frames (``frames/``), renders (``synthetic/``).
 
 Output (the contract read by the training code): ``<out>/<name>.npz`` for the names in
 :func:`dataset_paths`, each with

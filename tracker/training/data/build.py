@@ -38,10 +38,17 @@ def load_landmark_vertex_ids(model) -> np.ndarray:
     return np.asarray(lmset.vertex_ids, np.int64)
 
 
+def fits_dir(out: Path) -> Path:
+    """Where the fits live; the folder name changes with the fit's settings (``pseudo_labels.FIT_VERSION``)."""
+    from tracker.training.data.pseudo_labels import FIT_VERSION
+
+    return out / "fits" / FIT_VERSION
+
+
 def _fits_for(name: str, items: list[ImageItem], mp: dict, model, corr, out: Path):
     from tracker.training.data.pseudo_labels import FitTable, GazeFitter, fit_items, make_fitter
 
-    path = out / "fits" / f"{name}.npz"
+    path = fits_dir(out) / f"{name}.npz"
     wanted = [it.path for it in items if it.path in mp]
     if path.is_file():
         table = FitTable.load(path)

@@ -342,9 +342,11 @@ def build_synthetic(opts) -> dict[str, Path]:
     from tracker.training.data.correspondence import load_correspondence
     from tracker.training.data.pseudo_labels import FitTable
 
-    fit_files = sorted((opts.out / "fits").glob("*.npz"))
+    from tracker.training.data.build import fits_dir
+
+    fit_files = sorted(fits_dir(opts.out).glob("*.npz"))
     if not fit_files:
-        raise ValueError(f"no fits in {opts.out / 'fits'}: build the real data first (--only real)")
+        raise ValueError(f"no fits in {fits_dir(opts.out)}: build the real data first (--only real)")
     tables = [FitTable.load(f) for f in fit_files]
     model = load_head_model()
     ids = load_landmark_vertex_ids(model)
