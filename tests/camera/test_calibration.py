@@ -197,3 +197,27 @@ def test_cli_errors(argv, message, tmp_path, monkeypatch, capsys):
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert err.startswith("main.py calibrate: error: ") and message in err, err
+
+
+def test_cli_board_from_video(checker_views, tmp_path, monkeypatch, capsys):
+    """A video of the board (each view held for 3 frames, MPEG-4 compressed): held frames are near-duplicates."""
+    import json
+
+    import cv2
+
+    from tracker.cli import main
+
+    monkeypatch.setenv("TRACKER_CONFIG", str(tmp_path / "cfg"))
+    path = tmp_path / "board.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (480, 360))
+    assert writer.isOpened()
+    for view in checker_views:
+        for _ in range(3):
+            writer.write(cv2.cvtColor(view, cv2.COLOR_GRAY2BGR))
+    writer.release()
+    assert main(["calibrate", "--source", str(path), "--method", "board", "--board", str(CB), "--every", "1",
+                 "--camera-id", "video cam", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "9 views kept (27 of 27 images showed the board, 18 near-duplicates skipped)" in out
+    result = json.loads(out.strip().splitlines()[-1])
+    assert abs(result["fx"] / CAM.fx - 1) < 0.01 and result["profile"].endswith("video_cam_480x360.json")
