@@ -188,3 +188,29 @@ def test_face_retry_starts_over(qtbot):
     assert dlg.worker is not None and dlg.worker.isRunning()
     dlg.close()
     assert dlg.worker is None
+
+
+def test_default_run_stops_the_main_windows_tracking_and_reports_errors(qtbot, tmp_path):
+    from PyQt6 import QtWidgets
+
+    class Window(QtWidgets.QWidget):
+        def __init__(self):
+            super().__init__()
+            self.worker, self.stopped = object(), 0
+
+        def stop_worker(self):
+            self.stopped += 1
+            self.worker = None
+
+    parent = Window()
+    qtbot.addWidget(parent)
+    dlg = CalibrationDialog(parent, source=str(tmp_path / "missing.mp4"))
+    dlg.face_start.click()
+    assert parent.stopped == 1
+    assert "tracking in the main window was stopped" in dlg.face_status.text()
+    qtbot.waitUntil(lambda: dlg.face_status.text().startswith("error: "), timeout=20000)
+    dlg.tabs.setCurrentIndex(1)
+    dlg.board_start.click()
+    assert parent.stopped == 1  # nothing running any more
+    qtbot.waitUntil(lambda: dlg.board_status.text().startswith("error: no such video file"), timeout=10000)
+    dlg.close()

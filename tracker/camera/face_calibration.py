@@ -494,7 +494,11 @@ class FaceCalibrator:
         elif self.state == "failed":
             prompt = "calibration failed: retry"
         elif prompt == DONE_PROMPT and not self.settled():
-            prompt = "hold still, or keep moving slowly: the estimate is still settling"
+            rel = None if est is None else est.focal_std_px / est.focal_px
+            if rel is not None and rel > self.options.settle_rel_std:
+                prompt = f"come closer and turn slowly: the focal length is still uncertain (+-{100 * rel:.0f}%)"
+            else:
+                prompt = "keep moving slowly: the estimate is settling"
         return CalibrationUpdate(self.state, prompt, self.coverage.fraction, dict(self.coverage.counts),
                                  len(self.keyframes), added, est, hfov, message or self.message)
 

@@ -352,13 +352,25 @@ class CalibrationDialog(QtWidgets.QDialog):
         worker.finished_run.connect(self._worker_finished)
         worker.start()
 
+    def _free_the_camera(self) -> str:
+        """Stop the main window's tracking run (when it has one): the camera cannot be opened twice and the shared
+        pipeline serves one run at a time. Returns a note for the status line."""
+        parent = self.parent()
+        worker = getattr(parent, "worker", None)
+        stop = getattr(parent, "stop_worker", None)
+        if callable(stop) and worker is not None:
+            stop()
+            return " (tracking in the main window was stopped for the calibration)"
+        return ""
+
     def start_face(self) -> None:
+        note = "" if self._face_frames is not None else self._free_the_camera()
         self._history = []
         self.face_result = None
         self._draw_history()
         self.face_accept.setEnabled(False)
         self.face_retry.setEnabled(True)
-        self.face_status.setText("starting...")
+        self.face_status.setText("starting..." + note)
         worker = CalibrationWorker("face", self._face_frames or self._default_face_frames,
                                    make_solver=self._face_solver or self._default_face_solver,
                                    face_options=self._face_options, parent=self)
@@ -414,11 +426,12 @@ class CalibrationDialog(QtWidgets.QDialog):
         except ValueError as exc:
             self.board_status.setText(str(exc))
             return
+        note = "" if self._board_frames is not None else self._free_the_camera()
         self.board_accept.setEnabled(False)
         self.board_retry.setEnabled(True)
         self.board_error.setText("-")
         self.board_intrinsics.setText("-")
-        self.board_status.setText("looking for the board...")
+        self.board_status.setText("looking for the board..." + note)
         worker = CalibrationWorker("board", self._board_frames or self._default_board_frames,
                                    board_spec=self.board_edit.text(), parent=self)
         worker.update.connect(self._board_update)
