@@ -195,6 +195,9 @@ def test_lr_schedule_and_arguments(tmp_path):
     opts = TrainOptions(out=tmp_path, data=[], val=[], lr=1e-3, steps=1000, warmup=100)
     assert lr_at(0, opts) == pytest.approx(1e-5) and lr_at(99, opts) == pytest.approx(1e-3)
     assert lr_at(1000, opts) == pytest.approx(1e-5) and lr_at(550, opts) == pytest.approx(0.505e-3)
+    # time schedule: the decay follows the share of the time budget spent, not the step
+    assert lr_at(150, opts, progress=0.5) == pytest.approx(0.505e-3) and lr_at(150, opts, 1.0) == pytest.approx(1e-5)
+    assert lr_at(10, opts, progress=0.9) == pytest.approx(1.1e-4)  # warm-up first
     with pytest.raises(SystemExit):
         parse_args(["--out", str(tmp_path), "--data", str(tmp_path / "missing.npz")])
 

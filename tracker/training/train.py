@@ -11,11 +11,12 @@ Command::
 - Validation: ``--val`` npz files plus the held-out samples found in the training files; plain run-time crops,
   at most ``--val-max`` per source. ``best.pt`` is picked on the NME of ``--select-source`` (default
   ``300w-train``: held-out 300-W ground truth from ``tracker.training.ibug``), else on the NME of all.
-- Schedule: linear warm-up, then cosine decay to 1% over ``--steps``. ``--resume`` continues
+- Schedule: linear warm-up, then cosine decay to 1% over ``--steps``, or over ``--budget-minutes`` of training
+  time (validation excluded), which ends on time on a shared CPU. ``--resume`` continues
   ``runs/NAME/last.pt`` (model, optimiser, step); ``--init CKPT`` starts from a checkpoint's weights with a
   fresh schedule (e.g. when more data arrives).
 - Every ``--ckpt-minutes`` a checkpoint ``last.pt``; every ``--val-minutes`` a validation pass, appended to
-  ``log.csv`` (step, epoch, seconds, lr, train loss, val loss, val NME, img/s) and ``best.pt`` on a new best NME.
+  ``log.csv`` (step, epoch, training seconds, lr, train loss, val loss, val NME, img/s) and ``best.pt`` on a new best NME.
   Stop it any time (SIGINT/SIGTERM write a last checkpoint first).
 
 NME: mean over validation images of the mean distance between predicted and labelled landmarks (weight > 0),
@@ -81,16 +82,24 @@ class TrainOptions:
     val_minutes: float = 5.0
     val_max: int = 300
     max_minutes: float = 0.0
+    budget_minutes: float = 0.0
     threads: int = 1
     seed: int = 0
     select_source: str = "300w-train"
 
 
-def lr_at(step: int, opts: TrainOptions) -> float:
-    """Linear warm-up over ``warmup`` steps, then cosine decay from ``lr`` to ``lr / 100`` at ``steps``."""
+def lr_at(step: int, opts: TrainOptions, progress: float | None = None) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine decay from ``lr`` to ``lr / 100``.
+
+    ``progress`` in [0, 1] is where the decay stands; by default ``step / steps`` (a step schedule), or the
+    share of the training-time budget spent (``--budget-minutes``: a time schedule that ends on time
+    whatever the throughput of a shared CPU).
+    """
     if step < opts.warmup:
         return opts.lr * (step + 1) / opts.warmup
-    t = min(1.0, (step - opts.warmup) / max(1, opts.steps - opts.warmup))
+    if progress is None:
+        progress = (step - opts.warmup) / max(1, opts.steps - opts.warmup)
+    t = min(1.0, max(0.0, progress))
     return opts.lr * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * t)))
 
 
@@ -194,9 +203,9 @@ def make_optimizer(model: LandmarkNet, opts: TrainOptions) -> torch.optim.AdamW:
 
 
 def save_checkpoint(path: Path, model: LandmarkNet, opt: torch.optim.Optimizer, step: int, epoch: float,
-                    best: float, opts: TrainOptions, summary: dict) -> None:
+                    best: float, opts: TrainOptions, summary: dict, trained_s: float = 0.0) -> None:
     tmp = path.with_suffix(".tmp")
-    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step, "epoch": epoch,
+    torch.save({"trained_s": trained_s, "model": model.state_dict(), "optimizer": opt.state_dict(), "step": step, "epoch": epoch,
                 "best_nme": best, "config": model.config.to_dict(), "landmark_set": opts.landmark_set,
                 "summary": summary, "options": {k: str(v) for k, v in vars(opts).items()}}, str(tmp))
     tmp.replace(path)
@@ -229,7 +238,7 @@ def train(opts: TrainOptions) -> dict:
 
     model = LandmarkNet(cfg)
     opt = make_optimizer(model, opts)
-    step, epoch, best = 0, 0.0, float("inf")
+    step, epoch, best, trained_s = 0, 0.0, float("inf"), 0.0
     summary: dict = {}
     last = out / "last.pt"
     if opts.resume and last.is_file():
@@ -237,6 +246,7 @@ def train(opts: TrainOptions) -> dict:
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         step, epoch, best = int(ckpt["step"]), float(ckpt["epoch"]), float(ckpt["best_nme"])
+        trained_s = float(ckpt.get("trained_s", 0.0))
         summary = ckpt.get("summary", {})
         log.info("resumed %s at step %d (best NME %.2f)", last, step, best)
     elif opts.init is not None:
@@ -274,7 +284,17 @@ def train(opts: TrainOptions) -> dict:
     seen_since = 0
     losses: list[float] = []
     model.train()
-    while step < opts.steps and not stop["flag"]:
+    t_last = time.time()
+
+    def progress() -> float | None:
+        return trained_s / (60.0 * opts.budget_minutes) if opts.budget_minutes > 0 else None
+
+    while not stop["flag"]:
+        if opts.budget_minutes > 0:
+            if progress() >= 1.0:
+                break
+        elif step >= opts.steps:
+            break
         if opts.max_minutes and time.time() - t_start > 60 * opts.max_minutes:
             break
         if pos + opts.batch > len(perm):
@@ -282,7 +302,7 @@ def train(opts: TrainOptions) -> dict:
         idx = perm[pos:pos + opts.batch]
         pos += opts.batch
         images, targets, weights = dataset.batch(idx, rng)
-        lr = lr_at(step, opts)
+        lr = lr_at(step, opts, progress())
         for g in opt.param_groups:
             g["lr"] = lr * g.get("lr_mult", 1.0)
         pred = model(torch.from_numpy(images))
@@ -296,10 +316,13 @@ def train(opts: TrainOptions) -> dict:
         seen_since += len(idx)
         losses.append(float(loss.detach()))
         now = time.time()
-        if now - t_val > 60 * opts.val_minutes or step == opts.steps:
+        trained_s += now - t_last
+        t_last = now
+        last_step = (step == opts.steps) if opts.budget_minutes <= 0 else progress() >= 1.0
+        if now - t_val > 60 * opts.val_minutes or last_step:
             rate = seen_since / max(now - t_rate, 1e-9)
             metrics = validator.evaluate(model)
-            row = (step, f"{epoch:.3f}", f"{now - t_start:.0f}", f"{lr:.3e}", f"{np.mean(losses):.4f}",
+            row = (step, f"{epoch:.3f}", f"{trained_s:.0f}", f"{lr:.3e}", f"{np.mean(losses):.4f}",
                    f"{metrics['val_loss']:.4f}", f"{metrics['val_nme']:.3f}", f"{rate:.1f}")
             writer.writerow(row)
             log_file.flush()
@@ -314,12 +337,14 @@ def train(opts: TrainOptions) -> dict:
                 summary = {"step": step, "epoch": round(epoch, 3), "train_samples": len(train_set),
                            "val_samples": len(validator.images), "train_img_per_s": round(rate, 1),
                            **{k: round(v, 4) for k, v in metrics.items()}}
-                save_checkpoint(out / "best.pt", model, opt, step, epoch, best, opts, summary)
+                save_checkpoint(out / "best.pt", model, opt, step, epoch, best, opts, summary, trained_s)
             t_val = time.time()
+            trained_s -= t_val - now  # validation time is not training time
+            t_last = t_val
         if time.time() - t_ckpt > 60 * opts.ckpt_minutes:
-            save_checkpoint(last, model, opt, step, epoch, best, opts, summary)
+            save_checkpoint(last, model, opt, step, epoch, best, opts, summary, trained_s)
             t_ckpt = time.time()
-    save_checkpoint(last, model, opt, step, epoch, best, opts, summary)
+    save_checkpoint(last, model, opt, step, epoch, best, opts, summary, trained_s)
     log_file.close()
     log.info("stopped at step %d; best validation NME %.2f%%", step, best)
     return summary
@@ -335,7 +360,8 @@ def parse_args(argv: list[str] | None = None) -> TrainOptions:
     p.add_argument("--init", type=Path, default=None, help="start from this checkpoint's weights, fresh schedule")
     for name in ("input_size", "batch", "steps", "warmup", "val_max", "threads", "seed"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
-    for name in ("width_mult", "lr", "head_lr_mult", "weight_decay", "ckpt_minutes", "val_minutes", "max_minutes"):
+    for name in ("width_mult", "lr", "head_lr_mult", "weight_decay", "ckpt_minutes", "val_minutes", "max_minutes",
+                 "budget_minutes"):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(d, name))
     p.add_argument("--landmark-set", default=d.landmark_set)
     p.add_argument("--select-source", default=d.select_source,
