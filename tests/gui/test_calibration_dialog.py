@@ -60,7 +60,8 @@ def test_face_mode_converges_and_accept_saves_profiles(qtbot, config):
     assert len(xs) == len(dlg._history) and ys[-1] == pytest.approx(dlg._history[-1][1])
     hi = dlg.band_hi.getData()[1]
     assert hi[-1] == pytest.approx(dlg._history[-1][1] + dlg._history[-1][2])
-    assert "horizontal FOV" in dlg.face_status.text()
+    assert "horizontal FOV" in dlg.fov_label.text() and "keyframes" in dlg.face_status.text()
+    assert dlg.fov_label.text().startswith(f"focal {dlg._history[-1][1]:.1f} \u00b1 ")
     assert dlg.bins_table.item(0, 2).text().startswith("left: ")
     dlg.face_accept.click()
     assert dlg.face_result is not None
@@ -214,3 +215,12 @@ def test_default_run_stops_the_main_windows_tracking_and_reports_errors(qtbot, t
     assert parent.stopped == 1  # nothing running any more
     qtbot.waitUntil(lambda: dlg.board_status.text().startswith("error: no such video file"), timeout=10000)
     dlg.close()
+
+
+def test_hfov_std_matches_finite_difference():
+    from tracker.gui.calibration import hfov_std_deg
+
+    w, f, s = 640, 554.0, 6.0
+    hfov = Intrinsics(w, 480, f, f, 0, 0).hfov_deg
+    fd = (Intrinsics(w, 480, f - s, f - s, 0, 0).hfov_deg - Intrinsics(w, 480, f + s, f + s, 0, 0).hfov_deg) / 2
+    assert hfov_std_deg(hfov, f, s) == pytest.approx(fd, rel=1e-3)

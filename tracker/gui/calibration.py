@@ -24,6 +24,15 @@ from PyQt6 import QtCore, QtGui, QtWidgets
 log = logging.getLogger(__name__)
 
 
+def hfov_std_deg(hfov_deg: float, focal_px: float, focal_std_px: float) -> float:
+    """1-sigma of the horizontal FOV from the focal's: hfov = 2 atan(W / 2f), so with w = W / 2 = f tan(hfov / 2),
+    d hfov / d f = -2 w / (f^2 + w^2)."""
+    import math
+
+    w = focal_px * math.tan(math.radians(hfov_deg) / 2.0)
+    return math.degrees(2.0 * w / (focal_px ** 2 + w ** 2) * focal_std_px)
+
+
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip()
     return text or exc.__class__.__name__
@@ -210,8 +219,12 @@ class CalibrationDialog(QtWidgets.QDialog):
         self.bins_table.setVerticalHeaderLabels(["yaw", "pitch", "distance"])
         self.bins_table.horizontalHeader().setVisible(False)
         self.bins_table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.bins_table.setMaximumHeight(110)
         self.bins_table.horizontalHeader().setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.Stretch)
+        self.bins_table.verticalHeader().setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.Stretch)
+        self.bins_table.setVerticalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.bins_table.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        row_h = self.bins_table.fontMetrics().height() + 10
+        self.bins_table.setFixedHeight(3 * row_h + 2 * self.bins_table.frameWidth())
         fl.addWidget(self.bins_table)
         self.plot = pg.PlotWidget()
         self.plot.setLabel("bottom", "keyframes")
@@ -223,6 +236,12 @@ class CalibrationDialog(QtWidgets.QDialog):
         self.band = pg.FillBetweenItem(self.band_lo, self.band_hi, brush=pg.mkBrush(40, 120, 220, 60))
         self.plot.addItem(self.band)
         fl.addWidget(self.plot)
+        self.fov_label = QtWidgets.QLabel("horizontal FOV: -")
+        big = self.fov_label.font()
+        big.setPointSize(big.pointSize() + 3)
+        self.fov_label.setFont(big)
+        self.fov_label.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        fl.addWidget(self.fov_label)
         self.face_status = QtWidgets.QLabel("")
         self.face_status.setWordWrap(True)
         fl.addWidget(self.face_status)
@@ -478,10 +497,12 @@ class CalibrationDialog(QtWidgets.QDialog):
         if est is None and self._history and upd.n_keyframes == 0:  # after a retry
             self._history = []
             self._draw_history()
-        text = f"{upd.n_keyframes} keyframes"
         if est is not None and upd.hfov_deg is not None:
-            text += (f"; focal {est.focal_px:.1f} +- {est.focal_std_px:.1f} px; horizontal FOV "
-                     f"{upd.hfov_deg:.1f} deg")
+            self.fov_label.setText(f"focal {est.focal_px:.1f} \u00b1 {est.focal_std_px:.1f} px   \u2022   horizontal FOV "
+                                   f"{upd.hfov_deg:.1f}\u00b0 \u00b1 {hfov_std_deg(upd.hfov_deg, est.focal_px, est.focal_std_px):.1f}\u00b0")
+        elif not self._history:
+            self.fov_label.setText("horizontal FOV: -")
+        text = f"{upd.n_keyframes} keyframes, {len(self._history)} solves"
         if upd.message:
             text += f"; {upd.message}"
         self.face_status.setText(text)
