@@ -116,6 +116,7 @@ def test_board_mode_detects_calibrates_and_accepts(qtbot):
     qtbot.waitUntil(lambda: "end of the source" in dlg.board_status.text(), timeout=20000)
     assert dlg.board_counts.text().startswith("8 images, board found in 7 (54 corners in the last), 7 views kept")
     assert dlg.board_error.text().endswith("px RMS over 7 views")
+    assert dlg.board_image.image.shape == (360, 480, 3)
     assert float(dlg.board_error.text().split()[0]) < 0.3
     dlg.board_accept.click()
     saved = profiles.find_profile("boardcam", 480, 360)

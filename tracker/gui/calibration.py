@@ -136,7 +136,7 @@ class CalibrationWorker(QtCore.QThread):
             info = {"state": state, "images": collector.n_images, "detected": collector.n_detected,
                     "kept": len(collector.views), "duplicates": collector.n_duplicates,
                     "corners": 0 if collector.last_detection is None else len(collector.last_detection),
-                    "result": None, "message": ""}
+                    "result": None, "message": "", "preview": _preview(frame, collector.last_detection, state)}
             if state == "kept" and len(collector.views) >= collector.options.min_views \
                     and len(collector.views) > last_solved:
                 last_solved = len(collector.views)
@@ -276,6 +276,13 @@ class CalibrationDialog(QtWidgets.QDialog):
         self.board_status = QtWidgets.QLabel("")
         self.board_status.setWordWrap(True)
         bl.addRow(self.board_status)
+        self.board_view = pg.GraphicsLayoutWidget()
+        self.board_view.setMinimumHeight(220)
+        vb = self.board_view.addViewBox(lockAspect=True, invertY=True)
+        vb.setMouseEnabled(False, False)
+        self.board_image = pg.ImageItem(axisOrder="row-major")
+        vb.addItem(self.board_image)
+        bl.addRow(self.board_view)
         brow = QtWidgets.QHBoxLayout()
         self.board_start = QtWidgets.QPushButton("Start")
         self.board_retry = QtWidgets.QPushButton("Retry")
@@ -536,6 +543,8 @@ class CalibrationDialog(QtWidgets.QDialog):
         self.band_lo.setData(x, f - s)
 
     def _board_update(self, info: dict) -> None:
+        if info.get("preview") is not None:
+            self.board_image.setImage(info["preview"], autoLevels=False, levels=(0, 255))
         self.board_counts.setText(f"{info['images']} images, board found in {info['detected']} "
                                   f"({info['corners']} corners in the last), {info['kept']} views kept, "
                                   f"{info['duplicates']} near-duplicates skipped")
@@ -624,6 +633,24 @@ class _Closing:
 
     def close(self) -> None:
         self.source.close()
+
+
+def _preview(frame, detection, state: str, max_width: int = 480) -> np.ndarray:
+    """(h, w, 3) uint8 RGB: the frame, at most ``max_width`` wide, with the detected corners drawn (green: kept,
+    yellow: a near-duplicate view, nothing: no board)."""
+    import cv2
+
+    image = getattr(frame, "image", frame)
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    scale = min(1.0, max_width / image.shape[1])
+    small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else image.copy()
+    if detection is not None:
+        colour = (60, 200, 60) if state == "kept" else (40, 200, 230)
+        for x, y in detection.image_points * scale:
+            cv2.circle(small, (int(round(x)), int(round(y))), 3, colour, -1, cv2.LINE_AA)
+    return cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
 
 
 def _image_folder_frames(folder: Path):
