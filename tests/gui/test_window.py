@@ -200,7 +200,7 @@ def test_record_then_replay_gives_the_same_parameters(qtbot, head_model, clip, t
     # play goes on from there to the end
     w.play_button.setChecked(False)
     _wait(qtbot, w, lambda: w._ended, TRACK_TIMEOUT_MS)
-    assert w.worker is None or w.slider.value() == w.info.length - 1
+    assert w.slider.value() == w.info.length - 1 and w.position_label.text() == f"{w.info.length} / {w.info.length}"
 
 
 def test_settings_persist_between_runs(qtbot, head_model, tmp_path):

@@ -21,7 +21,7 @@ def make_application(argv: list[str] | None = None):
     app.setOrganizationName(ORGANISATION)
     app.setApplicationName(APPLICATION)
     app.setApplicationDisplayName("Face Tracker")
-    pg.setConfigOptions(antialias=True)
+    pg.setConfigOptions(antialias=False)  # software-rendered X servers: antialiased plots cost frames
     return app
 
 

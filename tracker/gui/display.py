@@ -41,8 +41,35 @@ class MeshTopology:
     head_faces: np.ndarray
 
 
+def face_mask(model: HeadModel) -> np.ndarray | None:
+    """(N,) bool: the front of the face (brows to chin, ear to ear, no scalp, neck or ears), which is what the
+    landmarks constrain and what the overlay shows. Bounds from the model's 68 iBUG landmark vertices
+    (``landmarks68``): x within the jaw's ends, y from just under the chin to 3 cm above the brows, z in front
+    of the jaw's ends; below the mouth corners the face narrows with the jaw line. None when the landmark
+    set is unavailable."""
+    try:
+        from tracker.face.landmark_sets import load_landmark_set
+
+        ids = load_landmark_set("landmarks68").vertex_ids
+    except Exception as exc:  # noqa: BLE001 - no landmark set: draw the whole face part
+        log.info("no landmarks68 set (%s): the overlay shows the whole face part", exc)
+        return None
+    lm = np.asarray(model.neutral_cm, dtype=np.float64)[np.asarray(ids)]
+    jaw, brows = lm[:17], lm[17:27]
+    v = np.asarray(model.neutral_cm, dtype=np.float64)
+    x, y, z = v[:, 0], v[:, 1], v[:, 2]
+    half_width = np.abs(jaw[[0, 16], 0]).mean()
+    keep = (np.abs(x) <= half_width + 0.2) & (y <= brows[:, 1].max() + 3.0) & (z >= jaw[[0, 16], 2].min() - 0.5)
+    # under the jaw line: interpolate the jaw's height at each x (jaw points ordered right to left in x)
+    order = np.argsort(jaw[:, 0])
+    jaw_y = np.interp(x, jaw[order, 0], jaw[order, 1])
+    keep &= y >= jaw_y - 0.4
+    return keep
+
+
 def mesh_topology(model: HeadModel, overlay_parts=OVERLAY_PARTS, head_parts=HEAD_PARTS) -> MeshTopology:
-    """Pick the parts of ``model`` to draw. Parts the model does not have are left out with a log line."""
+    """Pick the parts of ``model`` to draw: the overlay shows the front of the face (:func:`face_mask`) of
+    ``overlay_parts``; the head view all of ``head_parts``. Parts the model lacks are left out with a log line."""
     def known(parts):
         ok = tuple(p for p in parts if p in model.part_names)
         if len(ok) != len(parts):
@@ -59,6 +86,11 @@ def mesh_topology(model: HeadModel, overlay_parts=OVERLAY_PARTS, head_parts=HEAD
         return remap[ids][faces].astype(np.uint32)
 
     overlay = faces_of(overlay_parts)
+    mask = face_mask(model)
+    if mask is not None:
+        inside = mask[vertex_ids][overlay].all(axis=1)
+        if inside.sum() > 1000:  # a sane mask; otherwise keep the whole part
+            overlay = overlay[inside]
     return MeshTopology(vertex_ids, overlay, unique_edges(overlay), faces_of(head_parts))
 
 

@@ -130,6 +130,10 @@ class MeshItem(GLGraphicsItem.GLGraphicsItem):
         self.light = light / np.linalg.norm(light)
         self.draw_faces = True
         self.draw_edges = False
+        #: winding of front faces on screen (GL.GL_CCW / GL.GL_CW) to cull back faces, None: draw both sides
+        self.front_face = None
+        #: translucent: a depth-only pass first so exactly the nearest layer blends (costs a second pass)
+        self.depth_prepass = True
         self._pos = _Buffer()
         self._nrm = _Buffer()
         self._tri = _Buffer(QtOpenGL.QOpenGLBuffer.Type.IndexBuffer)
@@ -207,7 +211,17 @@ class MeshItem(GLGraphicsItem.GLGraphicsItem):
             GL.glEnableVertexAttribArray(1)
             self._tri.vbo.bind()
             n = int(self._faces.size)
-            if self.color[3] < 1.0:
+            if self.front_face is not None:  # draw only the faces turned towards the viewer
+                GL.glEnable(GL.GL_CULL_FACE)
+                GL.glCullFace(GL.GL_BACK)
+                GL.glFrontFace(self.front_face)
+            if self.color[3] < 1.0 and not self.depth_prepass:
+                # one pass, nearest first wins the depth test; with back faces culled only folds (nose
+                # sides) can blend twice
+                GL.glEnable(GL.GL_BLEND)
+                GL.glBlendFuncSeparate(GL.GL_SRC_ALPHA, GL.GL_ONE_MINUS_SRC_ALPHA, GL.GL_ONE,
+                                       GL.GL_ONE_MINUS_SRC_ALPHA)
+            elif self.color[3] < 1.0:
                 # pass 1: depth only, so pass 2 blends just the front-most surface (no doubled layers)
                 GL.glDisable(GL.GL_BLEND)
                 GL.glColorMask(GL.GL_FALSE, GL.GL_FALSE, GL.GL_FALSE, GL.GL_FALSE)
@@ -221,6 +235,7 @@ class MeshItem(GLGraphicsItem.GLGraphicsItem):
                 GL.glDisable(GL.GL_BLEND)
             GL.glDrawElements(GL.GL_TRIANGLES, n, GL.GL_UNSIGNED_INT, None)
             GL.glDepthMask(GL.GL_TRUE)
+            GL.glDisable(GL.GL_CULL_FACE)
             self._tri.vbo.release()
             GL.glDisableVertexAttribArray(0)
             GL.glDisableVertexAttribArray(1)

@@ -28,6 +28,9 @@ from tracker.gui.worker import TrackingWorker
 
 log = logging.getLogger(__name__)
 
+#: how often the number panels follow the video (Hz)
+PANEL_HZ = 15
+
 #: run_factory(spec, camera_mode, start_at) -> a run (``info``, iterable of TrackedFrame, ``close()``)
 RunFactory = Callable[[str, tuple[int, int, int], int], object]
 
@@ -74,6 +77,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._last_message = ""
         self._note = ""
         self._recording_failed = False
+        self._panels_dirty = False
         self.setWindowTitle("Face Tracker")
         self._build_views(expression_names or (model.expression_names if model is not None else ()))
         self._build_actions()
@@ -88,9 +92,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self._speed_timer = QtCore.QTimer(self)
         self._speed_timer.timeout.connect(self._update_speed)
         self._speed_timer.start(250)
+        self._panel_timer = QtCore.QTimer(self)
+        self._panel_timer.timeout.connect(self.refresh_panels)
+        self._panel_timer.start(int(1000 / PANEL_HZ))
         self._plot_timer = QtCore.QTimer(self)
         self._plot_timer.timeout.connect(self.plots.redraw)
-        self._plot_timer.start(100)
+        self._plot_timer.start(200)
 
     # ------------------------------------------------------------------ layout
     def _build_views(self, expression_names) -> None:
@@ -376,24 +383,36 @@ class MainWindow(QtWidgets.QMainWindow):
         self.show_display_frame(item)
 
     def show_display_frame(self, item: DisplayFrame) -> None:
-        """Hand one prepared frame to the views and panels (upload and text only)."""
+        """Hand one prepared frame to the views (upload only). The panels follow at most
+        ``PANEL_HZ`` times a second (:meth:`refresh_panels`): numbers changing faster cannot be read, and
+        their layout and repaint would cost the video frames."""
         tf = item.tracked
         self.last_frame = item
         self.overlay.show_frame(tf.frame.image, tf.intrinsics, item.vertices_mm, item.normals_cam,
                                 item.landmark_points, item.landmark_colors)
         self.head_view.show_head(item.head_vertices_cm, item.normals_head)
-        fit = tf.fit if tf.tracked else None
-        p = fit.params if fit is not None else None
-        self.pose_panel.show_pose(item.euler_deg, item.head_position_mm, item.gaze_deg,
-                                  None if p is None else p.focal_px, None if fit is None else fit.cost)
-        if len(self.expressions.names):
-            self.expressions.show_weights(None if p is None else p.expression)
         self.plots.append(tf.frame.timestamp_ns / 1e9, item.sigma_mean_px, item.euler_deg)
         self._shown_times.append(time.perf_counter())
         self.frames_displayed += 1
         run = getattr(self.worker, "run_object", None) if self.worker is not None else None
         positions = getattr(run, "positions", None)
         self._position = positions.get(tf.frame.index, tf.frame.index) if positions else tf.frame.index
+        self._panels_dirty = True
+        self.frameShown.emit(item)
+
+    def refresh_panels(self) -> None:
+        """Show the last frame's numbers: pose, expressions, timeline position, tracking state."""
+        item = self.last_frame
+        if item is None or not self._panels_dirty:
+            return
+        self._panels_dirty = False
+        tf = item.tracked
+        fit = tf.fit if tf.tracked else None
+        p = fit.params if fit is not None else None
+        self.pose_panel.show_pose(item.euler_deg, item.head_position_mm, item.gaze_deg,
+                                  None if p is None else p.focal_px, None if fit is None else fit.cost)
+        if len(self.expressions.names):
+            self.expressions.show_weights(None if p is None else p.expression)
         if self.info is not None and self.info.length:
             if not self.slider.isSliderDown():
                 self.slider.blockSignals(True)
@@ -407,7 +426,6 @@ class MainWindow(QtWidgets.QMainWindow):
             self._last_message = message
             self.track_label.setText(message)
             self.track_label.setStyleSheet("" if tf.tracked else "color: #d08020")
-        self.frameShown.emit(item)
 
     def _update_speed(self) -> None:
         t = self._shown_times
@@ -435,6 +453,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _on_ended(self, why: str) -> None:
         self._ended = True
+        self.refresh_panels()  # the last frame's numbers, without waiting for the panel timer
         if why == "end of the video":
             self.show_status("End of the video" if source_kind(self.spec or "") != "session"
                              else "End of the session", 0)

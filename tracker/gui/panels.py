@@ -153,27 +153,36 @@ class SpeedPanel(QtWidgets.QGroupBox):
 
 
 class TimePlots(pg.GraphicsLayoutWidget):
-    """Scrolling plots of the last ``history`` frames: mean landmark sigma (px), and yaw/pitch/roll (deg)."""
+    """Scrolling plots of the last ``window_s`` seconds: mean landmark sigma (px), and yaw/pitch/roll (deg).
 
-    def __init__(self, history: int = 300, parent=None):
+    Time runs on the x axis relative to the newest sample (0 = now), and the y ranges are fixed, so the axes
+    never change and pyqtgraph repaints only the curves (a changing axis costs ~40 ms a repaint in a
+    software-rendered X server).
+    """
+
+    def __init__(self, window_s: float = 10.0, history: int = 600, parent=None):
         super().__init__(parent)
         self.setBackground((28, 30, 36))
-        self.history = history
+        self.window_s = float(window_s)
         self._t: deque[float] = deque(maxlen=history)
         self._sigma: deque[float] = deque(maxlen=history)
         self._pose = [deque(maxlen=history) for _ in range(3)]
+        self._dirty = False
         self.sigma_plot = self.addPlot(row=0, col=0)
-        self.sigma_plot.setLabel("left", "sigma", units="px")
-        self.sigma_plot.showGrid(x=True, y=True, alpha=0.2)
-        self.sigma_plot.setMouseEnabled(x=False, y=False)
-        self.sigma_curve = self.sigma_plot.plot(pen=pg.mkPen((255, 200, 60), width=1.5))
         self.pose_plot = self.addPlot(row=1, col=0)
-        self.pose_plot.setLabel("left", "pose", units="deg")
-        self.pose_plot.setLabel("bottom", "time", units="s")
-        self.pose_plot.showGrid(x=True, y=True, alpha=0.2)
-        self.pose_plot.setMouseEnabled(x=False, y=False)
+        for plot, label, units, yr in ((self.sigma_plot, "sigma", "px", (0, 8)),
+                                       (self.pose_plot, "pose", "deg", (-45, 45))):
+            plot.setLabel("left", label, units=units)
+            plot.showGrid(x=True, y=True, alpha=0.2)
+            plot.setMouseEnabled(x=False, y=False)
+            plot.hideButtons()
+            plot.setMenuEnabled(False)
+            plot.setXRange(-self.window_s, 0, padding=0)
+            plot.setYRange(*yr, padding=0)
+            plot.getAxis("left").setWidth(48)
+        self.pose_plot.setLabel("bottom", "seconds ago")
+        self.sigma_curve = self.sigma_plot.plot(pen=pg.mkPen((255, 200, 60), width=1.5))
         self.pose_plot.addLegend(offset=(5, 5), labelTextSize="7pt")
-        self.pose_plot.setXLink(self.sigma_plot)
         colors = ((255, 90, 90), (90, 220, 90), (90, 160, 255))
         self.pose_curves = [self.pose_plot.plot(pen=pg.mkPen(c, width=1.5), name=n)
                             for c, n in zip(colors, ("yaw", "pitch", "roll"))]
@@ -185,17 +194,32 @@ class TimePlots(pg.GraphicsLayoutWidget):
         self._sigma.clear()
         for d in self._pose:
             d.clear()
+        self._dirty = True
         self.redraw()
 
     def append(self, t_s: float, sigma_px: float, euler_deg: tuple[float, float, float] | None) -> None:
-        """One sample; NaN where there was no face (a gap in the curves)."""
+        """One sample; NaN where there was no face (a gap in the curves). A jump back in time (a seek or a
+        new source) starts the history afresh."""
+        if self._t and t_s < self._t[-1]:
+            self.reset()
         self._t.append(t_s)
         self._sigma.append(sigma_px)
         for d, a in zip(self._pose, euler_deg if euler_deg is not None else (np.nan,) * 3):
             d.append(a)
+        self._dirty = True
 
     def redraw(self) -> None:
+        if not self._dirty:
+            return
+        self._dirty = False
         t = np.fromiter(self._t, dtype=np.float64)
-        self.sigma_curve.setData(t, np.fromiter(self._sigma, dtype=np.float64), connect="finite")
+        if t.size:
+            t = t - t[-1]
+        keep = t >= -self.window_s
+        sigma = np.fromiter(self._sigma, dtype=np.float64)
+        top = np.nanmax(sigma[keep]) if keep.any() and np.isfinite(sigma[keep]).any() else 0.0
+        if top > self.sigma_plot.viewRange()[1][1]:  # grow (rarely) so large sigmas stay in view
+            self.sigma_plot.setYRange(0, float(np.ceil(top * 1.25)), padding=0)
+        self.sigma_curve.setData(t[keep], sigma[keep], connect="finite")
         for c, d in zip(self.pose_curves, self._pose):
-            c.setData(t, np.fromiter(d, dtype=np.float64), connect="finite")
+            c.setData(t[keep], np.fromiter(d, dtype=np.float64)[keep], connect="finite")

@@ -83,6 +83,10 @@ class OverlayView(GLView):
         self.intrinsics: Intrinsics | None = None
         self.video = VideoQuadItem()
         self.mesh = MeshItem()
+        # the projection flips y, so faces turned to the camera wind counter-clockwise on screen; culling the
+        # others leaves (almost) one layer to blend, without the cost of a depth pre-pass
+        self.mesh.front_face = GL.GL_CCW
+        self.mesh.depth_prepass = False
         self.landmarks = PointsItem(size=3.0)
         self.landmarks.setDepthValue(1000)
         for item in (self.video, self.mesh, self.landmarks):
