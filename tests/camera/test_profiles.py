@@ -85,3 +85,14 @@ def test_face_profile_round_trip(config):
     with pytest.raises(pr.ProfileError, match="must be a finite"):
         pr.save_face_profile(pr.FaceProfile(np.array([np.nan])))
     assert pr.delete_face_profile() is True and pr.load_face_profile() is None
+
+
+def test_camera_id_for_source_and_profile_lookup(tmp_path):
+    assert pr.camera_id_for_source("0") == "camera0" and pr.camera_id_for_source(2) == "camera2"
+    assert pr.camera_id_for_source("/videos/clip one.mp4") == "clip one"
+    folder = tmp_path / "board shots"
+    folder.mkdir()
+    assert pr.camera_id_for_source(str(folder)) == "board shots"
+    assert pr.profile_for_source("1", 1280, 720) is None
+    pr.save_profile(pr.CameraProfile("camera1", K, "board", rms_reprojection_px=0.2))
+    assert pr.profile_for_source("1", 1280, 720).intrinsics == K

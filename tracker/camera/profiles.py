@@ -42,6 +42,25 @@ def camera_key(camera_id: str) -> str:
     return key
 
 
+def camera_id_for_source(spec: str | int) -> str:
+    """The default camera id of a source spec, the one convention for the CLI, the dialog and the pipeline:
+    ``camera<N>`` for a camera index, the file's stem for a video, the folder's name for a folder."""
+    text = str(spec).strip()
+    if text.isdigit():
+        return f"camera{int(text)}"
+    if not text:
+        return "camera0"
+    path = Path(text).expanduser()
+    if path.suffix and not path.is_dir():
+        return path.stem
+    return path.resolve().name or "camera0"
+
+
+def profile_for_source(spec: str | int, width: int, height: int) -> CameraProfile | None:
+    """The saved profile of the source's camera (:func:`camera_id_for_source`) at this resolution, or None."""
+    return find_profile(camera_id_for_source(spec), width, height)
+
+
 def cameras_dir() -> Path:
     return paths.config_dir() / "cameras"
 

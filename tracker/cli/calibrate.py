@@ -83,11 +83,9 @@ def _manage(args) -> int:
 
 
 def _default_camera_id(source: str) -> str:
-    text = source.strip()
-    if text.isdigit():
-        return f"camera{int(text)}"
-    path = Path(text).expanduser()
-    return path.stem if path.is_file() else (path.resolve().name or "images")
+    from tracker.camera.profiles import camera_id_for_source
+
+    return camera_id_for_source(source)
 
 
 def _image_folder(path: Path) -> list[Path]:

@@ -329,13 +329,9 @@ class CalibrationDialog(QtWidgets.QDialog):
 
     @staticmethod
     def _default_camera_id(source: str) -> str:
-        text = source.strip()
-        if text.isdigit():
-            return f"camera{int(text)}"
-        if not text:
-            return "camera0"
-        path = Path(text).expanduser()
-        return path.stem if path.suffix else (path.name or "camera0")
+        from tracker.camera.profiles import camera_id_for_source
+
+        return camera_id_for_source(source)
 
     # ------------------------------------------------------------------ frames
     def _open_source(self):
