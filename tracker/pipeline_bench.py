@@ -5,7 +5,8 @@ On the same decoded frames, in one run, one thread each where the library allows
   the share of frames tracked;
 - MediaPipe Face Mesh in tracking mode (``solutions.face_mesh``, ``static_image_mode=False``,
   ``refine_landmarks=False``, one face): ms per frame (BGR->RGB included) and the share of frames with a face.
-  MediaPipe runs its graph on its own threads; there is no setting for one thread in this API;
+  MediaPipe runs its graph on its own threads and this API has no setting for one thread, so the whole
+  process is pinned to one CPU core (``--no-pin`` to not);
 - the ratio ours / MediaPipe of the per-frame processing time (decoding excluded from both);
 - recording overhead: tracking with the session writer on vs off (off, on, off, to cancel drift) in wall
   time and in the tracking thread's CPU time, and the time ``SessionWriter.write`` takes on that thread;
@@ -37,16 +38,28 @@ def add_arguments(p) -> None:
     p.add_argument("--no-recording", action="store_true", help="skip the recording-overhead measurement")
     p.add_argument("--no-app", action="store_true", help="skip the app frame rate under Xvfb")
     p.add_argument("--app-frames", type=int, default=150, help="frames for the app frame rate (default 150)")
+    p.add_argument("--no-pin", action="store_true",
+                   help="do not pin the process to one CPU core (MediaPipe's graph threads then spread out)")
 
 
-def _pin_one_thread() -> dict:
-    """One thread for OpenCV and for BLAS/OpenMP where it can still be changed."""
+def _pin_one_thread(pin_core: bool = True) -> dict:
+    """One thread for OpenCV and for BLAS/OpenMP where it can still be changed; with ``pin_core`` the whole
+    process on one CPU core, so MediaPipe (whose graph runs on threads of its own, with no setting for one
+    thread in this API) also gets one core's worth of compute."""
     import cv2
 
+    info: dict = {}
+    if pin_core and hasattr(os, "sched_setaffinity"):
+        try:
+            core = min(os.sched_getaffinity(0))
+            os.sched_setaffinity(0, {core})
+            info["pinned_to_core"] = core
+        except OSError as exc:
+            info["pinned_to_core"] = f"failed: {exc}"
     cv2.setNumThreads(1)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
-    info = {"opencv_threads": cv2.getNumThreads(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
+    info.update({"opencv_threads": cv2.getNumThreads(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS")})
     try:
         from threadpoolctl import threadpool_limits
 
@@ -198,7 +211,7 @@ def run(args) -> dict:
     from tracker.camera.sources import SourceError
     from tracker.pipeline import Pipeline, PipelineError, PipelineOptions
 
-    threads = _pin_one_thread()
+    threads = _pin_one_thread(not args.no_pin)
     if args.video:
         video = Path(args.video)
     else:
