@@ -150,3 +150,28 @@ def test_pipeline_uses_the_saved_face_profile(head_model, tmp_path, monkeypatch)
     plain = Pipeline(PipelineOptions(intrinsics=intr, refine_passes=0, use_face_profile=False), **kw)
     assert plain.describe()["identity"] == "mean face"
     assert not np.any(plain.process(Frame(img, 0, 0)).fit.params.identity)
+
+
+def test_bench_pipeline_reports_every_figure(shared_data, tmp_path, capsys):
+    """The benchmark end to end on a few frames (a tiny contract-following network: the figures' plumbing)."""
+    import json
+
+    from tests.landmarks.tiny_model import build_tiny_model
+    from tracker.cli import main as cli_main
+
+    onnx = tmp_path / "net.onnx"
+    build_tiny_model(onnx, size=64, n_landmarks=68, metadata={"input_size": 64, "landmark_set": "landmarks68"})
+    code = cli_main(["bench", "pipeline", "--video", str(shared_data / "videos" / "lp_d18.mp4"), "--max-frames", "6",
+                     "--landmark-model", str(onnx), "--no-app", "--no-pin", "--json"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["frames"] == 6 and result["size"] == "480x480"
+    ours, mp = result["ours"], result["mediapipe"]
+    for key in ("decode_ms", "roi_ms", "network_ms", "fit_ms", "total_ms"):
+        assert ours[key] >= 0
+    assert ours["network_ms"] > 0 and ours["processing_ms"]["mean"] > 0
+    assert mp["tracked_share"] > 0.8 and mp["processing_ms"]["mean"] > 0  # MediaPipe finds the real face
+    assert result["ratio_ours_over_mediapipe"] == pytest.approx(ours["processing_ms"]["mean"]
+                                                                / mp["processing_ms"]["mean"])
+    rec = result["recording"]
+    assert rec["write_call_ms"] > 0 and "overhead_tracking_thread_cpu_ms_per_frame" in rec
