@@ -10,7 +10,7 @@ Each sample (deterministic from its seed):
 - skin: texture from a real face image projected onto the mesh through that image's pseudo-label fit
   (front-facing, MediaPipe-observed skin); elsewhere its median skin colour; hair caps with a random hairline
   and colour; random iris colour;
-- lighting: Lambert with a random direction, ambient and tint;
+- lighting: Lambert with a random direction, ambient and tint, normalised to keep the texture's brightness;
 - occluders (45%): random polygons (hand-, object-like) textured from real images or flat colours;
 - background: a random patch near the edge of a real image (blurred or not), or procedural colour noise;
 - a little blur and noise.
@@ -276,10 +276,13 @@ class SyntheticGenerator:
         px = project(verts, intr)
         tex, uv, tw, cols, hair = self._appearance(rng)
         light = np.array([rng.uniform(-1, 1), rng.uniform(-1, 0.6), rng.uniform(0.3, 1.5)])
-        ambient = rng.uniform(0.3, 0.7)
-        result = render_head(m, params, intr, hidden_parts=HIDDEN_PARTS, background=self._background(rng), vertex_colours=cols,
-                             texture=tex, texture_uv=uv, texture_weight=tw, light_dir=-light,
-                             ambient=ambient, diffuse=rng.uniform(0.3, 0.9), vertices_mm=verts)
+        # The textures are lit photographs already: shading is normalised so that a surface at ~50 degrees
+        # to the light keeps its texture's brightness (shade = 1), brighter facing it, darker turned away.
+        ambient, diffuse = rng.uniform(0.3, 0.7), rng.uniform(0.3, 0.9)
+        norm = ambient + 0.65 * diffuse
+        result = render_head(m, params, intr, hidden_parts=HIDDEN_PARTS, background=self._background(rng),
+                             vertex_colours=cols, texture=tex, texture_uv=uv, texture_weight=tw, light_dir=-light,
+                             ambient=ambient / norm, diffuse=diffuse / norm, vertices_mm=verts)
         image = result.image.copy()
         self._hair(rng, image, result, hair)
         tint = rng.uniform(0.85, 1.15, 3)
