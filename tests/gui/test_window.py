@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import re
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PyQt6 import QtCore, QtGui, QtWidgets
+from PyQt6.QtTest import QTest
 
 from tracker.gui.main_window import MainWindow
 from tracker.gui.settings import AppSettings
@@ -150,13 +153,16 @@ def test_record_then_replay_gives_the_same_parameters(qtbot, head_model, clip, t
     shown = _collect(w)
     w.open_source(str(clip))
     _wait(qtbot, w, lambda: len(shown) >= 2, TRACK_TIMEOUT_MS)
-    folder = tmp_path / "rec"
-    with qtbot.waitSignal(w.worker.recordingStarted, timeout=TRACK_TIMEOUT_MS):
-        w.start_recording(folder)
+    w.activateWindow()
+    assert QTest.qWaitForWindowActive(w, 5000)
+    with qtbot.waitSignal(w.worker.recordingStarted, timeout=TRACK_TIMEOUT_MS) as started:
+        qtbot.keyClick(w, QtCore.Qt.Key.Key_R, QtCore.Qt.KeyboardModifier.ControlModifier)  # the shortcut
+    folder = Path(started.args[0])
+    assert folder.parent == tmp_path / "sessions" and folder.name.startswith("session-")
     assert w.action_record.isChecked() and str(folder) in w.session_label.text()
     _wait(qtbot, w, lambda: w.worker._recorded >= 12, TRACK_TIMEOUT_MS)
     with qtbot.waitSignal(w.worker.recordingStopped, timeout=TRACK_TIMEOUT_MS):
-        w.stop_recording()
+        w.action_record.trigger()  # the toolbar button
     _wait(qtbot, w, lambda: w.last_session is not None, 5000)
     assert w.last_session == folder and str(folder) in w.session_label.text()
     assert not w.action_record.isChecked()
@@ -321,3 +327,61 @@ def test_the_calibration_dialog_opens_from_the_window(qtbot, head_model, tmp_pat
     qtbot.addWidget(dlg)
     assert dlg.isVisible() and dlg.windowTitle() == "Camera calibration"
     dlg.close()
+
+
+class _UnpluggedCamera:
+    """An OpenCV-like capture that delivers frames of a real clip, then nothing (unplugged)."""
+
+    def __init__(self, clip, frames: int):
+        import cv2
+
+        cap = cv2.VideoCapture(str(clip))
+        self.images = [cap.read()[1] for _ in range(frames)]
+        cap.release()
+        self.i = 0
+
+    def isOpened(self):  # noqa: N802 - OpenCV's name
+        return True
+
+    def set(self, *args):
+        return True
+
+    def get(self, prop):
+        return 30.0
+
+    def read(self):
+        if self.i < len(self.images):
+            self.i += 1
+            time.sleep(1 / 30)
+            return True, self.images[self.i - 1]
+        time.sleep(0.01)
+        return False, None
+
+    def release(self):
+        pass
+
+
+def test_camera_unplugged_while_recording_is_told_and_the_recording_kept(qtbot, head_model, clip, tmp_path):
+    from tracker.camera.sources import CameraSource
+    from tracker.gui.backend import TrackingRun
+    from tracker.session.reader import SessionReader
+
+    fake = _UnpluggedCamera(clip, 40)
+
+    def factory(spec, mode, start_at):
+        cam = CameraSource(0, capture_factory=lambda i: fake, stall_timeout_s=0.5)
+        return TrackingRun(spec, mode, start_at, model=head_model, source=cam)
+
+    w = _make_window(qtbot, head_model, tmp_path, run_factory=factory)
+    shown = _collect(w)
+    w.open_source("0")
+    _wait(qtbot, w, lambda: len(shown) >= 1, TRACK_TIMEOUT_MS)
+    assert w.info.kind == "camera"
+    w.start_recording(tmp_path / "unplugged")
+    _wait(qtbot, w, lambda: "stopped delivering frames" in _status(w), TRACK_TIMEOUT_MS)
+    assert "unplugged" in w.message_box.text()
+    _wait(qtbot, w, lambda: w.last_session is not None, 10000)
+    assert not w.action_record.isChecked()
+    reader = SessionReader(tmp_path / "unplugged")
+    meta = json.loads((tmp_path / "unplugged" / "meta.json").read_text())
+    assert len(reader) >= 1 and meta["status"] == "closed"

@@ -253,13 +253,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if spec:
             self.open_source(spec)
             return
-        from tracker.camera.sources import list_cameras
-
-        try:
-            cameras = list_cameras()
-        except Exception as exc:  # noqa: BLE001 - listing must never stop the app from opening
-            log.warning("listing cameras failed: %s", exc)
-            cameras = []
+        cameras = self._list_cameras()
         if not cameras:
             msg = "No camera found: showing the built-in demo source (open a video or a session from Source)."
             log.warning(msg)
@@ -270,6 +264,23 @@ class MainWindow(QtWidgets.QMainWindow):
         indices = [str(c.index) for c in cameras]
         last = self.settings.source
         self.open_source(last if last in indices else indices[0], fallback_to_demo=True)
+
+    @staticmethod
+    def _list_cameras() -> list:
+        """The cameras (``tracker.camera.sources.list_cameras``), with OpenCV's probing messages silenced."""
+        import cv2
+
+        from tracker.camera.sources import list_cameras
+
+        level = cv2.getLogLevel()
+        cv2.setLogLevel(0)  # silent
+        try:
+            return list_cameras()
+        except Exception as exc:  # noqa: BLE001 - listing must never stop the app from opening
+            log.warning("listing cameras failed: %s", exc)
+            return []
+        finally:
+            cv2.setLogLevel(level)
 
     def open_source(self, spec: str, camera_mode: tuple[int, int, int] | None = None, start_at: int = 0,
                     fallback_to_demo: bool = False, hold_after_first: bool = False) -> None:
@@ -325,15 +336,9 @@ class MainWindow(QtWidgets.QMainWindow):
             self._set_record_checked(False)
 
     def choose_source(self) -> None:
-        from tracker.camera.sources import list_cameras
         from tracker.gui.source_dialog import SourceDialog
 
-        try:
-            cameras = list_cameras()
-        except Exception as exc:  # noqa: BLE001
-            log.warning("listing cameras failed: %s", exc)
-            cameras = []
-        dlg = SourceDialog(cameras, self.camera_mode, self)
+        dlg = SourceDialog(self._list_cameras(), self.camera_mode, self)
         if dlg.exec() == QtWidgets.QDialog.DialogCode.Accepted and dlg.choice is not None:
             mode = dlg.choice.camera_mode if dlg.choice.camera_mode != (0, 0, 0) else None
             self.open_source(dlg.choice.spec, mode)
