@@ -8,7 +8,7 @@ import pytest
 from tests.fitting.tiny_head import build_tiny_head, landmark_ids
 from tracker.fitting import energy
 from tracker.fitting.intersect import IntersectModel, PackedIntersect, intersect_residuals
-from tracker.fitting.landmark_model import Camera, LandmarkModel, evaluate
+from tracker.fitting.landmark_model import Camera, LandmarkModel, evaluate, forward_kinematics, pose_skeleton
 from tracker.fitting.rotation import left_jacobian, rodrigues, rodrigues_jacobian, rotation_log, skew
 
 
@@ -182,3 +182,21 @@ def test_packed_intersect_equals_the_general_term(tiny):
             np.testing.assert_allclose(jpp, fd(lambda p: packed.residuals(p, 3.0)[0][:n], psi, 1e-7),
                                        rtol=1e-5, atol=1e-6)
     assert hits > 0
+
+
+def test_pose_skeleton_matches_forward_kinematics_and_finite_differences():
+    rng = np.random.default_rng(8)
+    parents = np.array([-1, 0, 1, 1])
+    joints = rng.normal(size=(4, 3))
+    theta = rng.normal(scale=0.3, size=(4, 3))
+    sk = pose_skeleton(joints, theta, parents)
+    a, b, _ = forward_kinematics(joints, theta, parents)
+    np.testing.assert_allclose(sk.a, a, atol=1e-12)
+    np.testing.assert_allclose(sk.b, b, atol=1e-12)
+    num_a = fd(lambda v: pose_skeleton(joints, v.reshape(4, 3), parents).a, theta.ravel())   # (K, 3, 3, 3K)
+    num_b = fd(lambda v: pose_skeleton(joints, v.reshape(4, 3), parents).b, theta.ravel())   # (K, 3, 3K)
+    np.testing.assert_allclose(np.transpose(sk.da, (0, 2, 3, 1)), num_a, atol=1e-7)
+    np.testing.assert_allclose(np.transpose(sk.db, (0, 2, 1)), num_b, atol=1e-7)
+    num_j = fd(lambda v: pose_skeleton(v.reshape(4, 3), theta, parents).b, joints.ravel())   # (K, 3, 3K)
+    ana_j = np.transpose(sk.db_djoint, (1, 2, 0, 3)).reshape(4, 3, 12)                        # [m, a, (k, c)]
+    np.testing.assert_allclose(ana_j, num_j, atol=1e-7)

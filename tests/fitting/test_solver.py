@@ -230,3 +230,26 @@ def test_partially_missing_landmarks_are_ignored(model, intr):
     res = fitter.fit_frame(Landmarks(mu, np.ones(len(uv))), intr, None, gt.identity)
     assert res.converged
     assert _rmse(res.landmarks_px, uv) < 1e-3
+
+
+@pytest.mark.parametrize("coupled", [False, True])
+def test_block_tridiagonal_solve_matches_a_dense_solve(coupled):
+    from tracker.fitting.solver import block_tridiagonal_solve
+
+    rng = np.random.default_rng(19)
+    f, n = 5, 4
+    a = np.zeros((f * n, f * n))
+    diag = np.empty((f, n, n))
+    upper = []
+    for i in range(f):
+        m = rng.normal(size=(n, n))
+        diag[i] = m @ m.T + 8 * np.eye(n)
+        a[i * n:(i + 1) * n, i * n:(i + 1) * n] = diag[i]
+        if coupled and i + 1 < f and i != 2:   # one missing link: two independent chains
+            e = rng.normal(size=(n, n))
+            upper.append((i, i + 1, e))
+            a[i * n:(i + 1) * n, (i + 1) * n:(i + 2) * n] = e
+            a[(i + 1) * n:(i + 2) * n, i * n:(i + 1) * n] = e.T
+    rhs = rng.normal(size=(f, n, 3))
+    out = block_tridiagonal_solve(diag, upper, rhs)
+    np.testing.assert_allclose(out.reshape(f * n, 3), np.linalg.solve(a, rhs.reshape(f * n, 3)), atol=1e-10)

@@ -105,7 +105,7 @@ def make_sequence(model, vertex_ids, rng, n_frames: int, *, noise: str = "issue"
                   depth_range=(300.0, 1200.0), identity=None) -> Sequence:
     from tracker.face.forward import posed_vertices, project
     from tracker.fitting.rotation import rotation_log
-    from tracker.types import MODEL_TO_CAMERA_AXES, FitParams, Intrinsics, Landmarks
+    from tracker.types import FitParams, Intrinsics, Landmarks
 
     hfov = rng.uniform(40.0, 80.0) if hfov_deg is None else hfov_deg
     intr = Intrinsics.from_fov(IMAGE_W, IMAGE_H, hfov)
@@ -148,7 +148,6 @@ def make_sequence(model, vertex_ids, rng, n_frames: int, *, noise: str = "issue"
         params.append(p)
         lmks.append(Landmarks(mu, sigma))
         clean.append(uv)
-    _ = MODEL_TO_CAMERA_AXES
     return Sequence(intr, params, lmks, clean)
 
 
@@ -278,9 +277,9 @@ def run(args) -> dict:
     fitter = FaceFitter(model, lset)
     face_ids = np.flatnonzero(model.vertex_part == model.part_names.index("Face"))
     rng = np.random.default_rng(seed)
-    n_seq, n_frames = (2, 40) if quick else (4, 120)
-    n_kf_runs, n_kf = (1, 30) if quick else (3, 60)
-    n_off, n_off_frames = (1, 30) if quick else (2, 60)
+    n_seq, n_frames = (2, 30) if quick else (3, 100)
+    n_kf_runs, n_kf = (1, 30) if quick else (2, 60)
+    n_off, n_off_frames = (1, 20) if quick else (2, 40)
     ids = lset.vertex_ids
     results: dict = {"landmark_set": lset.name, "landmarks": len(lset), "blas_threads": threads,
                      "sequences": n_seq, "frames_per_sequence": n_frames}
@@ -301,13 +300,12 @@ def run(args) -> dict:
         pick = np.linspace(0, n_kf * 4 - 1, n_kf).astype(int)
         kf_seqs.append(Sequence(long.intrinsics, [long.params[i] for i in pick],
                                 [long.landmarks[i] for i in pick], [long.clean_px[i] for i in pick]))
-    results["keyframes"] = m.summary() if False else None
     extra = _batch(fitter, model, face_ids, kf_seqs, m, keyframes=True)
     results["keyframes"] = {**m.summary(), **extra, "keyframes_per_run": n_kf}
     log.info("keyframes done after %.1f s", time.perf_counter() - t_start)
     m = _Metrics()
     off = [make_sequence(model, ids, rng, n_off_frames) for _ in range(n_off)]
-    results["offline"] = {**m.summary(), **_batch(fitter, model, face_ids, off, m, keyframes=False)}
-    results["offline"].update(m.summary())
+    extra = _batch(fitter, model, face_ids, off, m, keyframes=False)
+    results["offline"] = {**m.summary(), **extra, "frames_per_run": n_off_frames}
     results["total_s"] = time.perf_counter() - t_start
     return results

@@ -60,14 +60,13 @@ def _single_shape_extremes(vs: "_VertexSet", centre_id: np.ndarray,
     """Positions (V, C, 3) and centre shifts (C, 3) of ``vs`` under each single basis shape on its own:
     identity mode i at -2 and +2 (``centre_id`` (3, n_id) moves the centre) and expression j at 1
     (``centre_exp`` (3, n_exp), or none)."""
-    n_id, n_exp = vs.id_basis.shape[2], vs.exp_basis.shape[2]
+    n_exp = vs.exp_basis.shape[2]
     disp = np.concatenate([-2.0 * vs.id_basis, 2.0 * vs.id_basis, vs.exp_basis], axis=2)     # (V, 3, C)
     c_exp = np.zeros((3, n_exp)) if centre_exp is None else centre_exp
     shift = np.concatenate([-2.0 * centre_id, 2.0 * centre_id, c_exp], axis=1).T           # (C, 3)
     x = vs.neutral[:, None, :] + np.transpose(disp, (0, 2, 1))
     x = np.concatenate([vs.neutral[:, None, :], x], axis=1)
     shift = np.concatenate([np.zeros((1, 3)), shift], axis=0)
-    _ = n_id
     return x, shift
 
 

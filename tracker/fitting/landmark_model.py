@@ -102,11 +102,6 @@ class LandmarkModel:
         """(L, K): s_lk = sum of landmark l's skin weights over the joints at or below k."""
         return self.skin_weights @ self.subtree.T.astype(np.float64)
 
-    @cached_property
-    def masked_weights(self) -> np.ndarray:
-        """(K, L, K): ``[k, l, m]`` = w_lm when m is at or below k, else 0."""
-        return self.skin_weights[None, :, :] * self.subtree[:, None, :]
-
     @property
     def n_identity(self) -> int:
         return int(self.identity_basis_cm.shape[2])

@@ -12,7 +12,7 @@ Modes:
   (cv2.solvePnP, SQPnP) otherwise.
 - keyframes (:meth:`FaceFitter.fit_keyframes`): identity (and focal length) shared over frames, per-frame
   pose and expression. The normal equations are block-arrow: the per-frame blocks are factored by banded
-  Cholesky (scipy.linalg.solveh_banded) and the shared block is solved on their Schur complement.
+  Cholesky (:func:`block_tridiagonal_solve`) and the shared block is solved on their Schur complement.
 - offline (:meth:`FaceFitter.fit_sequence`): all frames jointly with E_temporal between consecutive frames,
   which makes the per-frame part block-tridiagonal; same banded Cholesky + Schur complement.
 
@@ -27,9 +27,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg
 from scipy.linalg.blas import dsyrk
-from scipy.linalg.lapack import dpotrf, dpotrs
+from scipy.linalg.lapack import dpotrf, dpotrs, dtrtri
 
 from tracker.face.model import HeadModel, LandmarkSet
 from tracker.fitting.energy import FitOptions
@@ -629,24 +628,13 @@ class FaceFitter:
             for i, j, m in hoff:
                 m[ph[fh == i], :] = 0.0
                 m[:, ph[fh == j]] = 0.0
-        u = (2 * na - 1) if hoff else (na - 1)
-        ab = np.zeros((u + 1, n))
-        r_idx, c_idx = np.triu_indices(na)
-        for f in range(n_frames):
-            o = f * na
-            ab[u + r_idx - c_idx, o + c_idx] = hff[f, r_idx, c_idx]
-        if hoff:
-            rr, cc = np.meshgrid(np.arange(na), np.arange(na), indexing="ij")
-            for i, j, m in hoff:
-                ab[u + (i * na + rr) - (j * na + cc), j * na + cc] = m
-        rhs = np.concatenate([gf.reshape(n, 1), hfs.reshape(n, ns)], axis=1)
-        sol = scipy.linalg.solveh_banded(ab, rhs, check_finite=False)
+        rhs = np.concatenate([gf[:, :, None], hfs], axis=2)                  # (F, na, 1 + ns)
+        sol = block_tridiagonal_solve(hff, hoff, rhs).reshape(n, 1 + ns)
         ainv_g, ainv_b = sol[:, 0], sol[:, 1:]
         if ns:
             b = hfs.reshape(n, ns)
             s = hss + lam * np.diag(np.maximum(np.diag(hss), 1e-9)) - b.T @ ainv_b
-            c = scipy.linalg.cho_factor(s, check_finite=False)
-            ds = -scipy.linalg.cho_solve(c, gs - b.T @ ainv_g, check_finite=False)
+            ds = -_cholesky_solve(s, gs - b.T @ ainv_g)
             dx = -(ainv_g + ainv_b @ ds)
         else:
             ds = np.zeros(0)
@@ -727,20 +715,63 @@ class FaceFitter:
         n_frames, na, _ = hff.shape
         ns = hss.shape[0]
         n = n_frames * na
-        u = (2 * na - 1) if hoff else (na - 1)
-        ab = np.zeros((u + 1, n))
-        r_idx, c_idx = np.triu_indices(na)
-        for f in range(n_frames):
-            ab[u + r_idx - c_idx, f * na + c_idx] = hff[f, r_idx, c_idx] + (
-                1e-9 * (r_idx == c_idx))
-        if hoff:
-            rr, cc = np.meshgrid(np.arange(na), np.arange(na), indexing="ij")
-            for i, j, m in hoff:
-                ab[u + (i * na + rr) - (j * na + cc), j * na + cc] = m
+        diag = hff.copy()
+        diag[:, np.arange(na), np.arange(na)] += 1e-9
         b = hfs.reshape(n, ns)
-        ainv_b = scipy.linalg.solveh_banded(ab, b, check_finite=False)
+        ainv_b = block_tridiagonal_solve(diag, hoff, hfs).reshape(n, ns)
         s = hss - b.T @ ainv_b
         return np.linalg.inv(2.0 * s)
+
+
+def block_tridiagonal_solve(diag: np.ndarray, upper: list, rhs: np.ndarray) -> np.ndarray:
+    """Solve the symmetric positive definite block-tridiagonal system by block Cholesky.
+
+    diag: (F, n, n) diagonal blocks; upper: [(i, i + 1, E_i (n, n))] blocks A[i, i + 1] (missing: zero);
+    rhs: (F, n, c). Factor L_1 = chol(D_1), X_i = L_(i-1)^-1 E_(i-1), L_i = chol(D_i - X_i^T X_i); then
+    forward z_i = L_i^-1 (r_i - X_i^T z_(i-1)) and backward y_i = L_i^-T (z_i - X_(i+1) y_(i+1)).
+    Block-diagonal systems (no ``upper``) are F independent Cholesky solves. Here L^-1 is formed explicitly
+    (see :func:`_inverse_cholesky_factor`)."""
+    n_frames, n, _ = diag.shape
+    ups = {i: m for i, j, m in upper}
+    if not ups:
+        out = np.empty_like(rhs)
+        for f in range(n_frames):
+            li = _inverse_cholesky_factor(diag[f])
+            out[f] = li.T @ (li @ rhs[f])
+        return out
+    linv = []
+    xs: list[np.ndarray | None] = [None] * n_frames
+    z = np.empty_like(rhs)
+    for f in range(n_frames):
+        d = diag[f]
+        r = rhs[f]
+        if f > 0 and (f - 1) in ups:
+            x = linv[f - 1] @ ups[f - 1]
+            xs[f] = x
+            d = d - x.T @ x
+            r = r - x.T @ z[f - 1]
+        linv.append(_inverse_cholesky_factor(d))
+        z[f] = linv[f] @ r
+    y = np.empty_like(rhs)
+    for f in range(n_frames - 1, -1, -1):
+        r = z[f]
+        if f + 1 < n_frames and xs[f + 1] is not None:
+            r = r - xs[f + 1] @ y[f + 1]
+        y[f] = linv[f].T @ r
+    return y
+
+
+def _inverse_cholesky_factor(a: np.ndarray) -> np.ndarray:
+    """L^-1 for the Cholesky factor a = L L^T (LAPACK potrf + trtri), so a^-1 b = L^-T (L^-1 b).
+    (Triangular solves with many right-hand sides, trsm, are pathologically slow in the OpenBLAS build we
+    ship with; two matrix products with the explicit triangular inverse are fast and accurate here.)"""
+    c, info = dpotrf(a, lower=1, clean=1)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"matrix not positive definite (potrf info {info})")
+    li, info = dtrtri(c, lower=1)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"trtri failed (info {info})")
+    return li
 
 
 def _ata(a: np.ndarray) -> np.ndarray:
