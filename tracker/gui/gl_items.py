@@ -32,8 +32,8 @@ uniform vec4 u_color;
 uniform vec3 u_light;
 varying vec3 v_normal;
 void main() {
-    vec3 n = normalize(v_normal);
-    float d = abs(dot(n, u_light));
+    float len = length(v_normal);  // zero at degenerate triangles: shade those as facing the light
+    float d = len > 1e-6 ? abs(dot(v_normal / len, u_light)) : 1.0;
     float s = pow(d, 24.0);
     vec3 rgb = u_color.rgb * (0.30 + 0.70 * d) + vec3(0.25) * s;
     gl_FragColor = vec4(rgb, u_color.a);
@@ -57,6 +57,21 @@ _FLAT_FS = """
 varying vec4 v_color;
 void main() {
     gl_FragColor = v_color;
+}
+"""
+
+_LINE_VS = """
+uniform mat4 u_mvp;
+attribute vec3 a_position;
+void main() {
+    gl_Position = u_mvp * vec4(a_position, 1.0);
+}
+"""
+
+_LINE_FS = """
+uniform vec4 u_color;
+void main() {
+    gl_FragColor = u_color;
 }
 """
 
@@ -111,6 +126,12 @@ class _Buffer:
             self.vbo.write(0, arr, arr.nbytes)
         self.vbo.release()
         self.count = int(arr.shape[0]) if arr.ndim else 0
+
+
+def _blend_over() -> None:
+    """Alpha blending that keeps the framebuffer opaque (destination alpha stays 1), so grabbed images
+    (premultiplied) show the colours seen on screen."""
+    GL.glBlendFuncSeparate(GL.GL_SRC_ALPHA, GL.GL_ONE_MINUS_SRC_ALPHA, GL.GL_ONE, GL.GL_ONE_MINUS_SRC_ALPHA)
 
 
 def _mat(m) -> np.ndarray:
@@ -185,15 +206,25 @@ class MeshItem(GLGraphicsItem.GLGraphicsItem):
         GL.glEnable(GL.GL_DEPTH_TEST)
         GL.glDisable(GL.GL_CULL_FACE)
         GL.glDepthFunc(GL.GL_LEQUAL)
+        if self.draw_edges and self._edges is not None:
+            # faces pushed back a little so the edges on them win the depth test (no z-fighting); without
+            # shaded faces they are drawn into the depth buffer only, hiding the edges behind them
+            GL.glEnable(GL.GL_POLYGON_OFFSET_FILL)
+            GL.glPolygonOffset(1.0, 2.0)
+            if not self.draw_faces:
+                GL.glColorMask(GL.GL_FALSE, GL.GL_FALSE, GL.GL_FALSE, GL.GL_FALSE)
+                self._paint_faces(mvp, depth_only=True)
+                GL.glColorMask(GL.GL_TRUE, GL.GL_TRUE, GL.GL_TRUE, GL.GL_TRUE)
         if self.draw_faces:
             self._paint_faces(mvp)
+        GL.glDisable(GL.GL_POLYGON_OFFSET_FILL)
         if self.draw_edges and self._edges is not None:
             self._paint_edges(mvp)
         GL.glDepthMask(GL.GL_TRUE)
         GL.glDepthFunc(GL.GL_LESS)
         GL.glDisable(GL.GL_BLEND)
 
-    def _paint_faces(self, mvp: np.ndarray) -> None:
+    def _paint_faces(self, mvp: np.ndarray, depth_only: bool = False) -> None:
         prog = _program(self, "mesh", _MESH_VS, _MESH_FS, ("a_position", "a_normal"))
         nmat = _mat(self.modelViewMatrix().normalMatrix())
         GL.glUseProgram(prog)
@@ -215,12 +246,13 @@ class MeshItem(GLGraphicsItem.GLGraphicsItem):
                 GL.glEnable(GL.GL_CULL_FACE)
                 GL.glCullFace(GL.GL_BACK)
                 GL.glFrontFace(self.front_face)
-            if self.color[3] < 1.0 and not self.depth_prepass:
+            if depth_only:
+                GL.glDisable(GL.GL_BLEND)
+            elif self.color[3] < 1.0 and not self.depth_prepass:
                 # one pass, nearest first wins the depth test; with back faces culled only folds (nose
                 # sides) can blend twice
                 GL.glEnable(GL.GL_BLEND)
-                GL.glBlendFuncSeparate(GL.GL_SRC_ALPHA, GL.GL_ONE_MINUS_SRC_ALPHA, GL.GL_ONE,
-                                       GL.GL_ONE_MINUS_SRC_ALPHA)
+                _blend_over()
             elif self.color[3] < 1.0:
                 # pass 1: depth only, so pass 2 blends just the front-most surface (no doubled layers)
                 GL.glDisable(GL.GL_BLEND)
@@ -228,8 +260,7 @@ class MeshItem(GLGraphicsItem.GLGraphicsItem):
                 GL.glDrawElements(GL.GL_TRIANGLES, n, GL.GL_UNSIGNED_INT, None)
                 GL.glColorMask(GL.GL_TRUE, GL.GL_TRUE, GL.GL_TRUE, GL.GL_TRUE)
                 GL.glEnable(GL.GL_BLEND)
-                GL.glBlendFuncSeparate(GL.GL_SRC_ALPHA, GL.GL_ONE_MINUS_SRC_ALPHA, GL.GL_ONE,
-                                       GL.GL_ONE_MINUS_SRC_ALPHA)
+                _blend_over()
                 GL.glDepthMask(GL.GL_FALSE)
             else:
                 GL.glDisable(GL.GL_BLEND)
@@ -244,18 +275,17 @@ class MeshItem(GLGraphicsItem.GLGraphicsItem):
             GL.glUseProgram(0)
 
     def _paint_edges(self, mvp: np.ndarray) -> None:
-        prog = _program(self, "flat", _FLAT_VS, _FLAT_FS, ("a_position", "a_color"))
+        prog = _program(self, "line", _LINE_VS, _LINE_FS, ("a_position",))
         GL.glUseProgram(prog)
         try:
             GL.glUniformMatrix4fv(GL.glGetUniformLocation(prog, "u_mvp"), 1, False, mvp)
-            GL.glUniform1f(GL.glGetUniformLocation(prog, "u_point_size"), 1.0)
+            GL.glUniform4f(GL.glGetUniformLocation(prog, "u_color"), *self.edge_color)
             GL.glEnable(GL.GL_BLEND)
-            GL.glBlendFunc(GL.GL_SRC_ALPHA, GL.GL_ONE_MINUS_SRC_ALPHA)
+            _blend_over()
             GL.glDepthMask(GL.GL_FALSE)
             self._pos.vbo.bind()
             GL.glVertexAttribPointer(0, 3, GL.GL_FLOAT, False, 0, None)
             GL.glEnableVertexAttribArray(0)
-            GL.glVertexAttrib4f(1, *self.edge_color)
             self._edg.vbo.bind()
             GL.glDrawElements(GL.GL_LINES, int(self._edges.size), GL.GL_UNSIGNED_INT, None)
             self._edg.vbo.release()
@@ -301,7 +331,7 @@ class PointsItem(GLGraphicsItem.GLGraphicsItem):
         prog = _program(self, "flat", _FLAT_VS, _FLAT_FS, ("a_position", "a_color"))
         GL.glDisable(GL.GL_DEPTH_TEST)
         GL.glEnable(GL.GL_BLEND)
-        GL.glBlendFunc(GL.GL_SRC_ALPHA, GL.GL_ONE_MINUS_SRC_ALPHA)
+        _blend_over()
         GL.glEnable(GL.GL_PROGRAM_POINT_SIZE)
         GL.glUseProgram(prog)
         try:
@@ -347,18 +377,17 @@ class LinesItem(GLGraphicsItem.GLGraphicsItem):
         if self._dirty:
             self._pos.upload(self._data)
             self._dirty = False
-        prog = _program(self, "flat", _FLAT_VS, _FLAT_FS, ("a_position", "a_color"))
+        prog = _program(self, "line", _LINE_VS, _LINE_FS, ("a_position",))
         GL.glEnable(GL.GL_DEPTH_TEST)
         GL.glEnable(GL.GL_BLEND)
-        GL.glBlendFunc(GL.GL_SRC_ALPHA, GL.GL_ONE_MINUS_SRC_ALPHA)
+        _blend_over()
         GL.glUseProgram(prog)
         try:
             GL.glUniformMatrix4fv(GL.glGetUniformLocation(prog, "u_mvp"), 1, False, _mat(self.mvpMatrix()))
-            GL.glUniform1f(GL.glGetUniformLocation(prog, "u_point_size"), 1.0)
+            GL.glUniform4f(GL.glGetUniformLocation(prog, "u_color"), *self.color)
             self._pos.vbo.bind()
             GL.glVertexAttribPointer(0, 3, GL.GL_FLOAT, False, 0, None)
             GL.glEnableVertexAttribArray(0)
-            GL.glVertexAttrib4f(1, *self.color)
             GL.glDrawArrays(GL.GL_LINES, 0, self._pos.count)
             GL.glDisableVertexAttribArray(0)
             self._pos.vbo.release()

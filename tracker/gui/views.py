@@ -41,7 +41,10 @@ class GLView(GLViewMixin, QtOpenGL.QOpenGLWindow):
 
     def render_image(self) -> QtGui.QImage:
         """Draw the current scene now into an offscreen framebuffer of the view's size and return it
-        (what the window shows; QOpenGLWindow's own grab may return a stale buffer)."""
+        (what the window shows; QOpenGLWindow's own grab may return a stale buffer). A null image until the
+        window has been shown (no GL context yet)."""
+        if not self.isValid():
+            return QtGui.QImage()
         self.makeCurrent()
         try:
             fmt = QtOpenGL.QOpenGLFramebufferObjectFormat()
