@@ -77,6 +77,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._last_message = ""
         self._note = ""
         self._recording_failed = False
+        self._source_failed = False
         self._panels_dirty = False
         self.setWindowTitle("Face Tracker")
         self._build_views(expression_names or (model.expression_names if model is not None else ()))
@@ -290,6 +291,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if camera_mode is not None:
             self.camera_mode = camera_mode
         self.spec = str(spec)
+        self._source_failed = False
         self._fallback_to_demo = fallback_to_demo
         self._ended = False
         if start_at == 0:
@@ -448,6 +450,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _on_failed(self, message: str) -> None:
         self.last_error = message
+        self._source_failed = True
         self.show_status(f"Error: {message}", 0)
         if getattr(self, "_fallback_to_demo", False) and self.frames_displayed == 0:
             self._fallback_to_demo = False
@@ -568,7 +571,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.last_session = Path(folder)
         self.session_label.setStyleSheet("")
         self.session_label.setText(f"Session: {folder} ({frames} frames)")
-        if not self._recording_failed:  # keep the failure's message in view
+        if self._source_failed:  # the source failed (e.g. camera unplugged) and ended the recording
+            self.show_status(f"Error: {self.last_error} — recording saved: {folder} ({frames} frames)", 0)
+        elif not self._recording_failed:  # else keep the recording's failure in view
             self.show_status(f"Recording saved: {folder} ({frames} frames)", 0)
 
     def _on_recording_failed(self, message: str) -> None:
