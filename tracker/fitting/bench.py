@@ -45,6 +45,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer and shorter sequences (a few seconds)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the synthetic data")
     parser.add_argument("--landmark-set", default="landmarks320", help="landmark set to fit (default: landmarks320)")
+    parser.add_argument("--sequences", type=int, default=None, help="tracking sequences per mode (default 3, quick 2)")
+    parser.add_argument("--frames", type=int, default=None, help="frames per tracking sequence (default 100, quick 30)")
+    parser.add_argument("--keyframes", type=int, default=None, help="keyframes per identity/focal run (default 60)")
 
 
 def limit_threads() -> str:
@@ -280,6 +283,12 @@ def run(args) -> dict:
     n_seq, n_frames = (2, 30) if quick else (3, 100)
     n_kf_runs, n_kf = (1, 30) if quick else (2, 60)
     n_off, n_off_frames = (1, 20) if quick else (2, 40)
+    n_seq = getattr(args, "sequences", None) or n_seq
+    n_frames = getattr(args, "frames", None) or n_frames
+    n_kf = getattr(args, "keyframes", None) or n_kf
+    if min(n_seq, n_frames, n_kf) < 1:
+        raise ValueError("--sequences, --frames and --keyframes must be >= 1")
+    n_off_frames = min(n_off_frames, max(n_frames, 2))
     ids = lset.vertex_ids
     results: dict = {"landmark_set": lset.name, "landmarks": len(lset), "blas_threads": threads,
                      "sequences": n_seq, "frames_per_sequence": n_frames}
