@@ -219,3 +219,22 @@ def test_train_resume_and_export_end_to_end(real68, tmp_path):
     meta = export_checkpoint(run / "best.pt", tmp_path / "out" / "model.onnx")
     assert meta["input_size"] == 64 and meta["n_landmarks"] == 68 and meta["trained"]["onnx_max_abs_diff"] < 1e-4
     assert json.loads((tmp_path / "out" / "model.json").read_text()) == meta
+
+
+def test_curves_plot_from_log(tmp_path):
+    from tracker.training.plot import plot_logs, read_log
+    from tracker.training.train import LOG_FIELDS
+
+    log_path = tmp_path / "log.csv"
+    with open(log_path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(LOG_FIELDS)
+        for k in range(1, 4):
+            w.writerow([k * 10, k * 0.1, k * 60, 1e-3, -1.0 * k, -0.8 * k, 10.0 / k, 30.0])
+    assert read_log(log_path)["val_nme"].tolist() == pytest.approx([10.0, 5.0, 10.0 / 3])
+    out = plot_logs([log_path], tmp_path / "curves.png")
+    img = cv2.imread(str(out))
+    assert img is not None and img.shape[0] > 100 and img.shape[1] > 100
+    with pytest.raises(ValueError, match="has no rows"):
+        (tmp_path / "empty.csv").write_text(",".join(LOG_FIELDS) + "\n")
+        read_log(tmp_path / "empty.csv")
