@@ -2,9 +2,16 @@
 
 Each iteration solves (J^T J + lambda diag(J^T J)) delta = -J^T r by Cholesky. J^T J and J^T r are
 accumulated term by term (landmarks + temporal share the landmark Jacobian, the priors are diagonal,
-E_intersect adds its few active rows) and never as a full residual vector. The landmark Jacobian is built
-only over the parameter columns that the static sparsity analysis found to affect some landmark
-(``LandmarkModel.expression_support`` / ``joint_support``); the others stay at their prior mean.
+E_intersect adds its few active rows) and never as a full residual vector. The static sparsity analysis
+(``LandmarkModel.expression_support`` / ``joint_support``, paper Sec. 3.3) zeroes the basis entries below
+the threshold and drops parameter columns that move no landmark (they stay at their prior mean). The
+paper's per-landmark sparse outer products are a C++ optimisation: in numpy, accumulating J^T J per
+landmark region over each region's support (45 % fewer flops for the 320-landmark set) measured 4x slower
+than one dense BLAS syrk over all landmarks (445 us vs 105 us), so the landmark block is one syrk.
+
+Tracking is warm-started from the previous frame and reuses its final Jacobian (the Jacobian depends on the
+parameters only), and stops when the Gauss-Newton model predicts a relative decrease below ``tolerance``,
+so a typical frame costs two to three Jacobian evaluations.
 
 Modes:
 - tracking (:meth:`FaceFitter.fit_frame`): expression, root rotation and translation, joints (neck, head,
