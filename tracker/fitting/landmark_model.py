@@ -340,10 +340,11 @@ def evaluate(lm: LandmarkModel, rest: IdentityRest, expression: np.ndarray, root
             s_pts[parents[k]] += s_pts[k]
     a_par = np.stack([a[p] if p >= 0 else _EYE3 for p in parents])          # (K, 3, 3)
     b_par = np.stack([b[p] if p >= 0 else np.zeros(3) for p in parents])    # (K, 3)
-    swt = s_w.T[:, :, None]
-    z = (s_pts - swt * b_par[:, None, :]) @ a_par - swt * rest.joints_cm[:, None, :]   # (K, L, 3)
+    # z_k = S_k A_p - s_k (A_p^T b_p + J_k)   (row-vector form)
+    c_k = np.einsum("kba,kb->ka", a_par, b_par) + rest.joints_cm
+    z = s_pts @ a_par - s_w.T[:, :, None] * c_k[:, None, :]                 # (K, L, 3)
     p_par = (p_cam.reshape(1, 2 * n, 3) @ a_par).reshape(k_count, n, 2, 3)
-    jl = np.stack([left_jacobian(t) for t in theta])                         # (K, 3, 3)
+    jl = np.array([left_jacobian(t) for t in theta])                         # (K, 3, 3)
     dj = _cross_rows(p_par, z).reshape(k_count, 2 * n, 3) @ -jl              # (K, 2L, 3)
     jac[:, :, n_exp + 6:] = dj.reshape(k_count, n, 2, 3).transpose(1, 2, 0, 3).reshape(n, 2, 3 * k_count)
     d_identity = None
