@@ -173,7 +173,8 @@ def test_offline_sequence_fit_with_temporal_term(model, intr):
     for i in (0, 1, 2, 4, 5):
         assert _rmse(free.frames[i].landmarks_px, fitter.landmarks_px(gts[i], intr)) < 0.5
     # E_temporal pulls consecutive frames together (and only consecutive ones: 2 -> 4 is not a pair)
-    smooth = FaceFitter(model, landmark_ids(model), FitOptions(w_temporal=1.0, w_intersect=0.0)).fit_sequence(lmks, intr)
+    smooth_fitter = FaceFitter(model, landmark_ids(model), FitOptions(w_temporal=1.0, w_intersect=0.0))
+    smooth = smooth_fitter.fit_sequence(lmks, intr)
 
     def motion(res, i, j):
         return _rmse(res.frames[i].landmarks_px, res.frames[j].landmarks_px)
@@ -218,6 +219,8 @@ def test_degenerate_inputs_are_reported_and_never_nan(model, intr):
     _assert_finite(res)
     with pytest.raises(ValueError, match="expected 101 landmarks"):
         fitter.fit_frame(Landmarks(uv[:5], np.ones(5)), intr)
+    with pytest.raises(ValueError, match="FitParams.expression has shape"):
+        fitter.fit_frame(Landmarks(uv, np.ones(n)), intr, gt.replace(expression=np.zeros(3)))
 
 
 def test_partially_missing_landmarks_are_ignored(model, intr):

@@ -10,9 +10,12 @@ identity and expression only.
   inside it, the residual is  r = sqrt(w) (radius - |x - c|)  (squared distance to the sphere's surface).
 - Teeth: each of the upper/lower teeth is a convex hull of J = ``HULL_PLANES`` planes (n_j, p_j): the
   tightest planes with fixed outward normals (a Fibonacci sphere of directions) that bound the neutral teeth
-  vertices (a k-DOP, which keeps J small where the exact hull has hundreds of faces); the hull translates with the mean displacement c(beta, psi) of its teeth vertices (a rigid
+  vertices (a k-DOP, which keeps J small where the exact hull has hundreds of faces); the hull translates
+  with the mean displacement c(beta, psi) of its teeth vertices (a rigid
   approximation of how the teeth blendshapes move it, linear in beta and psi). For a lip vertex x,
   d_ij = -min(n_j.(x - c) + p_j, 0), D_i = min_j d_ij, residual r = sqrt(w) D_i  (supplementary Eq.).
+- ``tolerance_cm`` (``FitOptions.intersect_tolerance_cm``) shrinks the spheres and hulls: only deeper
+  penetration is penalised.
 
 Vertex sets, chosen deterministically from the neutral mesh and ``vertex_part``:
 - eyelid vertices: skin ('Face') vertices within ``EYELID_MARGIN_CM`` outside an eyeball sphere;

@@ -126,9 +126,17 @@ class FaceFitter:
         return self._isect
 
     def pack(self, p: FitParams) -> np.ndarray:
-        """FitParams -> per-frame vector (nf,): expression, root rotation, translation, joints."""
-        return np.concatenate([p.expression, p.root_rotation, p.translation_mm, np.ravel(p.joints)]).astype(
-            np.float64)
+        """FitParams -> per-frame vector (nf,): expression (clipped to [0, 1]), root rotation, translation,
+        joints. Raises ValueError when the shapes do not match this model."""
+        shapes = {"expression": (np.shape(p.expression), (self.n_exp,)),
+                  "root_rotation": (np.shape(p.root_rotation), (3,)),
+                  "translation_mm": (np.shape(p.translation_mm), (3,)),
+                  "joints": (np.shape(p.joints), (self.n_joints, 3))}
+        for name, (got, want) in shapes.items():
+            if got != want:
+                raise ValueError(f"FitParams.{name} has shape {got}, this model needs {want}")
+        return np.concatenate([np.clip(p.expression, 0.0, 1.0), p.root_rotation, p.translation_mm,
+                               np.ravel(p.joints)]).astype(np.float64)
 
     def unpack(self, x: np.ndarray, identity: np.ndarray, focal_px: float) -> FitParams:
         return FitParams(np.array(identity, dtype=np.float64), x[self.s_exp].copy(), x[self.s_root].copy(),
@@ -287,7 +295,8 @@ class FaceFitter:
                   previous: FitParams | FitResult | None = None, identity: np.ndarray | None = None) -> FitResult:
         """Tracking mode: pose, expression and eyes of one frame; identity and focal length fixed.
 
-        ``previous``: the last frame's fit (params or result; warm start and E_temporal) or None (PnP start on the mean head,
+        ``previous``: the last frame's fit (params or result; warm start and E_temporal) or None (PnP start
+        on the mean head,
         or on ``identity``). ``identity``: (n_id,), defaults to ``previous.identity`` or the mean (zeros).
         The focal length is ``intrinsics.fx``. Degenerate input gives ``converged=False`` and a message.
         """
