@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 OVERLAY_PARTS = ("Face",)
 #: mesh parts drawn in the orbitable head view
 HEAD_PARTS = ("Face", "BackHead", "ScleraLeft", "IrisLeft", "ScleraRight", "IrisRight")
+#: landmark colours: sigma as a fraction of the face crop's width, green at or below SIGMA_GOOD, red at or
+#: above SIGMA_BAD (on real clips the median is about 0.02 and the 95th percentile about 0.1)
+SIGMA_GOOD, SIGMA_BAD = 0.015, 0.06
 #: depth (mm) of the plane the 2D landmarks are placed on in the overlay (nearer than any face)
 LANDMARK_PLANE_MM = 50.0
 
@@ -163,7 +166,11 @@ class FramePreparer:
         fit = tf.fit
         if tf.landmarks is not None and self.landmarks:
             out["landmark_points"] = unproject_pixels(tf.landmarks.mu_px, tf.intrinsics, LANDMARK_PLANE_MM)
-            out["landmark_colors"] = sigma_colors(tf.landmarks.sigma_px)
+            if tf.roi is not None:  # sigma as a fraction of the face crop's width: resolution-independent
+                rel = tf.landmarks.sigma_px / (tf.roi.scale_px * tf.roi.size)
+                out["landmark_colors"] = sigma_colors(rel, lo=SIGMA_GOOD, hi=SIGMA_BAD)
+            else:
+                out["landmark_colors"] = sigma_colors(tf.landmarks.sigma_px)
             out["sigma_mean_px"] = float(np.mean(tf.landmarks.sigma_px))
         if fit is not None and tf.tracked:
             p = fit.params

@@ -436,17 +436,16 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _update_speed(self) -> None:
         t = self._shown_times
-        now = time.perf_counter()
-        fps = 0.0
-        if len(t) >= 2 and now - t[-1] < 1.0:
-            fps = (len(t) - 1) / max(t[-1] - t[0], 1e-6)
+        fps = (len(t) - 1) / max(t[-1] - t[0], 1e-6) if len(t) >= 2 else 0.0  # over the last frames shown
         w = self.worker
         timings = dict(self.last_frame.tracked.timings_ms) if self.last_frame is not None else {}
         if self.last_frame is not None:
             timings["prepare"] = self.last_frame.prepare_ms
         if w is not None and w.recording:
             timings["record"] = w.record_ms
-        self.speed_panel.show_speed(fps, w.frames_dropped if w else 0, timings, self.overlay.last_paint_ms)
+        idle = not t or time.perf_counter() - t[-1] > 1.0
+        self.speed_panel.show_speed(fps, w.frames_dropped if w else 0, timings, self.overlay.last_paint_ms,
+                                    note="paused" if idle and w is not None and w.isRunning() else "")
 
     def _on_failed(self, message: str) -> None:
         self.last_error = message

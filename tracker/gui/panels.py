@@ -144,9 +144,12 @@ class SpeedPanel(QtWidgets.QGroupBox):
         lay.addWidget(self.stages_label)
         self.fps = 0.0
 
-    def show_speed(self, fps: float, dropped: int, timings_ms: dict[str, float], draw_ms: float) -> None:
+    def show_speed(self, fps: float, dropped: int, timings_ms: dict[str, float], draw_ms: float,
+                   note: str = "") -> None:
+        """fps: frames shown per second (over the last frames shown); dropped: frames tracked but replaced
+        before the window could show them; note: e.g. "paused"."""
         self.fps = float(fps)
-        self.fps_label.setText(f"{fps:5.1f} fps   dropped {dropped}")
+        self.fps_label.setText(f"{fps:5.1f} fps   dropped {dropped}" + (f"   ({note})" if note else ""))
         parts = [f"{k} {v:.1f}" for k, v in timings_ms.items()]
         parts.append(f"draw {draw_ms:.1f}")
         self.stages_label.setText("ms: " + "  ".join(parts))
