@@ -131,8 +131,28 @@ def test_solver_failure_and_implausible_fov_fail_with_messages():
         cal.run(_protocol())
     assert cal.state == "failed"
     cal = FaceCalibrator(FakeSolver(focal=50.0))  # hfov ~ 162 degrees at 640 px
-    with pytest.raises(FaceCalibrationError, match=r"implausible result: horizontal FOV 1\d\d deg is outside 20-130"):
-        cal.run(_protocol())
+    updates = []
+    with pytest.raises(FaceCalibrationError, match=r"the focal length could not be measured from these views "
+                                                   r"\(horizontal FOV 162 deg is outside 20-130 deg\) although every "
+                                                   r"pose bin is covered"):
+        cal.run(_protocol(), on_update=updates.append)
+    # before coverage was complete, the unmeasurable solves were no estimate, not yet a failure
+    early = [u for u in updates if u.message.startswith("focal length not measurable yet")]
+    assert early and all(u.state == "collecting" and u.estimate is None for u in early)
+    assert cal.history == []
+
+
+def test_too_little_motion_says_the_focal_is_not_measurable():
+    class Orthographic(FakeSolver):
+        def __call__(self, keyframes, intrinsics, initial):
+            return FocalEstimate(20000.0, 15000.0, np.zeros(4), len(keyframes))
+
+    small = [_tracked(i, 12 * math.sin(i / 3), 5 * math.cos(i / 4), 500 + 2 * i) for i in range(60)]
+    with pytest.raises(FaceCalibrationError, match=r"the focal length could not be measured from these views "
+                                                   r"\(horizontal FOV 2 deg is outside 20-130 deg\): the head turned "
+                                                   r"and moved too little; \d+ keyframes from 60 frames, coverage "
+                                                   r"\d+%, still missing: turn left, turn right"):
+        FaceCalibrator(Orthographic()).run(small)
 
 
 def test_run_reports_what_is_missing():

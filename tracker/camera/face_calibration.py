@@ -197,6 +197,14 @@ class Coverage:
         counts = self.counts
         return [b for b in PROMPTS if counts[b] < self.options.per_bin]
 
+    def missing_prompts(self) -> list[str]:
+        """The prompts of the bins still short, each once, in prompt order."""
+        out: list[str] = []
+        for b in self.missing():
+            if PROMPTS[b] not in out:
+                out.append(PROMPTS[b])
+        return out
+
     def prompt(self) -> str:
         """What the user should do next (``DONE_PROMPT`` when every bin is full). While the depth span is short,
         'move closer' until the user has come half the span nearer than where they started, then 'move farther'."""
@@ -306,7 +314,9 @@ def fitter_focal_solver(fitter=None, *, head_model=None, landmark_set=None) -> F
 class FaceCalibrationOptions:
     """min_keyframes before the first solve; solve_every: new keyframes between solves; settle_rel_std:
     the estimate is settled when std / focal is below this and the last ``settle_count`` estimates agree within
-    ``settle_rel_change``; min_hfov_deg / max_hfov_deg: plausible webcam range (outside it the result fails)."""
+    ``settle_rel_change``; min_hfov_deg / max_hfov_deg: plausible webcam range; max_rel_std: a solve whose focal
+    std exceeds this fraction, or whose FOV is outside the range, is no estimate (the views show too little
+    perspective yet); once every pose bin is covered it is a failure."""
 
     coverage: CoverageOptions = field(default_factory=CoverageOptions)
     min_keyframes: int = 8
@@ -316,6 +326,7 @@ class FaceCalibrationOptions:
     settle_count: int = 2
     min_hfov_deg: float = 20.0
     max_hfov_deg: float = 130.0
+    max_rel_std: float = 0.25
 
 
 @dataclass(frozen=True, eq=False)
@@ -370,6 +381,7 @@ class FaceCalibrator:
         self.estimate: FocalEstimate | None = None
         self.intrinsics: Intrinsics | None = None
         self.message = ""
+        self.unmeasured = ""
         self._solved_at = 0
 
     @property
@@ -462,15 +474,26 @@ class FaceCalibrator:
         if not (math.isfinite(est.focal_px) and est.focal_px > 0):
             self.state, self.message = "failed", f"the focal fit diverged (focal {est.focal_px}); retry"
             return None
+        hfov = self.intrinsics.with_focal(est.focal_px).hfov_deg
+        rel = est.focal_std_px / est.focal_px
+        o = self.options
+        if not (o.min_hfov_deg <= hfov <= o.max_hfov_deg and rel <= o.max_rel_std):
+            # Too little perspective in the views so far (the focal runs off towards an orthographic camera):
+            # not an estimate yet. A failure only once every bin is covered.
+            why = (f"horizontal FOV {hfov:.0f} deg is outside {o.min_hfov_deg:.0f}-{o.max_hfov_deg:.0f} deg"
+                   if not o.min_hfov_deg <= hfov <= o.max_hfov_deg else f"focal std {100 * rel:.0f}%")
+            self.unmeasured = why
+            if self.coverage.complete:
+                self.state = "failed"
+                self.message = (f"the focal length could not be measured from these views ({why}) although every "
+                                f"pose bin is covered; retry closer to the camera with larger head turns")
+            else:
+                self.message = f"focal length not measurable yet ({why}): keep following the prompts"
+            return None
+        self.unmeasured = ""
+        self.message = ""
         self.estimate = est
         self.history.append((n, float(est.focal_px), float(est.focal_std_px)))
-        hfov = self.intrinsics.with_focal(est.focal_px).hfov_deg
-        if not self.options.min_hfov_deg <= hfov <= self.options.max_hfov_deg:
-            self.state = "failed"
-            self.message = (f"implausible result: horizontal FOV {hfov:.0f} deg is outside "
-                            f"{self.options.min_hfov_deg:.0f}-{self.options.max_hfov_deg:.0f} deg; retry with more "
-                            f"head turns and distance changes")
-            return est
         if self.coverage.complete and self.settled():
             self.state = "ready"
         return est
@@ -527,14 +550,19 @@ class FaceCalibrator:
         if self.state != "ready" and len(self.keyframes) >= self.options.min_keyframes and self.needs_solve():
             self.solve()
         if self.estimate is None:
+            missing = ", ".join(self.coverage.missing_prompts()) or "nothing"
+            if self.unmeasured:
+                raise FaceCalibrationError(
+                    f"the focal length could not be measured from these views ({self.unmeasured}): the head turned "
+                    f"and moved too little; {len(self.keyframes)} keyframes from {n} frames, coverage "
+                    f"{100 * self.coverage.fraction:.0f}%, still missing: {missing}")
             raise FaceCalibrationError(
                 f"not enough keyframes: {len(self.keyframes)} kept from {n} frames ({n_tracked} tracked), at least "
                 f"{self.options.min_keyframes} are needed; coverage {100 * self.coverage.fraction:.0f}%, "
-                f"still missing: {', '.join(PROMPTS[b] for b in self.coverage.missing())}")
+                f"still missing: {missing}")
         if self.state != "ready":
             log.warning("calibration stopped before coverage was complete (%.0f%%, missing: %s); using the estimate "
-                        "so far", 100 * self.coverage.fraction,
-                        ", ".join(PROMPTS[b] for b in self.coverage.missing()) or "nothing")
+                        "so far", 100 * self.coverage.fraction, ", ".join(self.coverage.missing_prompts()) or "nothing")
         return self.accept()
 
 
@@ -583,9 +611,14 @@ def calibrate_landmarks(landmarks: Sequence[Landmarks], intrinsics: Intrinsics, 
         raise FaceCalibrationError(
             f"not enough keyframes: {len(cal.keyframes)} kept from {len(landmarks)} frames, at least "
             f"{options.min_keyframes} are needed; still missing: "
-            f"{', '.join(PROMPTS[b] for b in cal.coverage.missing()) or 'nothing'}")
+            f"{', '.join(cal.coverage.missing_prompts()) or 'nothing'}")
     if cal._solved_at < len(cal.keyframes) and cal.state == "collecting":
         cal.solve()
         if cal.state == "failed":
             raise FaceCalibrationError(cal.message)
+    if cal.estimate is None:
+        raise FaceCalibrationError(
+            f"the focal length could not be measured from these views ({cal.unmeasured or 'no estimate'}): the head "
+            f"turned and moved too little; coverage {100 * cal.coverage.fraction:.0f}%, still missing: "
+            f"{', '.join(cal.coverage.missing_prompts()) or 'nothing'}")
     return cal.accept()
