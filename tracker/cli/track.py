@@ -19,6 +19,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--width", type=int, default=None, help="camera capture width")
     parser.add_argument("--height", type=int, default=None, help="camera capture height")
     parser.add_argument("--fps", type=float, default=None, help="camera capture frame rate")
+    parser.add_argument("--redetect-every", type=int, default=0, metavar="N",
+                        help="run the face detector every N frames even while tracking (0: only when lost)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -64,7 +66,8 @@ def run(args) -> int:
         if intr is not None:
             log.info("using the calibration profile of %s", camera_id_for(args.source))
         options = PipelineOptions(landmark_model=Path(args.landmark_model) if args.landmark_model else None,
-                                  intrinsics=intr, hfov_deg=args.hfov or DEFAULT_HFOV_DEG)
+                                  intrinsics=intr, hfov_deg=args.hfov or DEFAULT_HFOV_DEG,
+                                  redetect_every=max(0, args.redetect_every))
         try:
             pipeline = Pipeline(options)
         except PipelineError as exc:
