@@ -2,8 +2,8 @@
 
 Two kinds of board:
 - ``checkerboard:COLSxROWS:SQUAREmm``: COLS x ROWS *inner* corners (OpenCV's convention; a 9x6 board has
-  10 x 7 squares). Detected with ``cv2.findChessboardCornersSB`` (sub-pixel accurate by itself), falling back
-  to ``cv2.findChessboardCorners`` + ``cv2.cornerSubPix``.
+  10 x 7 squares). Found with ``cv2.findChessboardCornersSB`` (falling back to ``cv2.findChessboardCorners``) on
+  the frame scaled to at most 960 px, then refined with ``cv2.cornerSubPix`` at full resolution.
 - ``charuco:COLSxROWS:SQUAREmm:MARKERmm[:DICT]``: COLS x ROWS *squares* with ArUco markers (default dictionary
   ``DICT_5X5_100``), detected with ``cv2.aruco.CharucoDetector``; partial views are fine.
 
@@ -190,7 +190,8 @@ def _gray(image: np.ndarray) -> np.ndarray:
     return image
 
 
-def detect_board(image: np.ndarray, spec: BoardSpec, min_corners: int = 6) -> BoardDetection | None:
+def detect_board(image: np.ndarray, spec: BoardSpec, min_corners: int = 6,
+                 detect_max_side: int = 960) -> BoardDetection | None:
     """Find the board's inner corners in ``image`` ((H, W) gray or (H, W, 3) BGR uint8); None if not found.
 
     A checkerboard must be fully visible; a ChArUco board counts when at least ``min_corners`` corners are seen.
@@ -204,15 +205,22 @@ def detect_board(image: np.ndarray, spec: BoardSpec, min_corners: int = 6) -> Bo
     obj = spec.object_points()
     if spec.kind == "checkerboard":
         pattern = (spec.cols, spec.rows)
-        ok, corners = cv2.findChessboardCornersSB(gray, pattern, flags=cv2.CALIB_CB_NORMALIZE_IMAGE)
+        # findChessboardCornersSB costs ~1 s on a 1920x1080 frame (found or not); on large frames the board is
+        # found at detect_max_side and the corners refined at full resolution with cornerSubPix.
+        scale = min(1.0, detect_max_side / max(w, h))
+        small = gray if scale >= 1.0 else cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        ok, corners = cv2.findChessboardCornersSB(small, pattern, flags=cv2.CALIB_CB_NORMALIZE_IMAGE)
         if not ok:
             ok, corners = cv2.findChessboardCorners(
-                gray, pattern, flags=cv2.CALIB_CB_ADAPTIVE_THRESH | cv2.CALIB_CB_NORMALIZE_IMAGE)
+                small, pattern, flags=cv2.CALIB_CB_ADAPTIVE_THRESH | cv2.CALIB_CB_NORMALIZE_IMAGE)
             if not ok:
                 return None
-            corners = cv2.cornerSubPix(gray, corners, (5, 5), (-1, -1),
+            corners = cv2.cornerSubPix(small, corners, (5, 5), (-1, -1),
                                        (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 40, 0.01))
         pts = corners.reshape(-1, 2).astype(np.float32)
+        # cornerSubPix at full resolution also where SB ran on it: on synthetic views with known corners it
+        # brings the mean corner error from ~0.1 px (SB alone) to ~0.03 px.
+        pts = _refine_corners(gray, (pts + 0.5) / scale - 0.5 if scale < 1.0 else pts)
         ids = np.arange(len(pts))
         return BoardDetection(pts, obj, ids, (w, h))
     detector = cv2.aruco.CharucoDetector(spec.charuco_board())
@@ -222,14 +230,22 @@ def detect_board(image: np.ndarray, spec: BoardSpec, min_corners: int = 6) -> Bo
     ids = ids.ravel().astype(np.int64)
     # CharucoDetector's corners carry a systematic +0.5 px offset in OpenCV 4.11 (measured on synthetic
     # renders with known corners); one more cornerSubPix pass on the gray image removes it.
-    pts = corners.reshape(-1, 2).astype(np.float32)
-    if len(pts) >= 2:
-        diff = pts[:, None, :] - pts[None, :, :]
-        dist = np.sqrt((diff ** 2).sum(-1)) + np.eye(len(pts)) * 1e9
-        win = int(np.clip(0.3 * np.median(dist.min(axis=1)), 2, 7))
-        pts = cv2.cornerSubPix(gray, pts.reshape(-1, 1, 2).copy(), (win, win), (-1, -1),
-                               (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 40, 0.001)).reshape(-1, 2)
-    return BoardDetection(pts.astype(np.float32), obj[ids], ids, (w, h))
+    pts = _refine_corners(gray, corners.reshape(-1, 2).astype(np.float32), max_win=7)
+    return BoardDetection(pts, obj[ids], ids, (w, h))
+
+
+def _refine_corners(gray: np.ndarray, pts: np.ndarray, max_win: int = 11) -> np.ndarray:
+    """(N, 2) corners -> (N, 2) float32 refined by cornerSubPix, the window 0.3 x the median corner spacing."""
+    import cv2
+
+    if len(pts) < 2:
+        return pts.astype(np.float32)
+    diff = pts[:, None, :] - pts[None, :, :]
+    dist = np.sqrt((diff ** 2).sum(-1)) + np.eye(len(pts)) * 1e9
+    win = int(np.clip(0.3 * np.median(dist.min(axis=1)), 2, max_win))
+    out = cv2.cornerSubPix(gray, pts.reshape(-1, 1, 2).astype(np.float32).copy(), (win, win), (-1, -1),
+                           (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 40, 0.001))
+    return out.reshape(-1, 2).astype(np.float32)
 
 
 # ----------------------------------------------------------------------------------------------------------
