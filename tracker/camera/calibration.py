@@ -7,9 +7,12 @@ length is not observable: Zhang 2000, Sec. 3.3, parallel planes give no new cons
 ``cv2.calibrateCamera`` (fx, fy, cx, cy, k1, k2, p1, p2; k3 only on request).
 
 Undistortion (the tracker's choice): the landmark network sees the raw frame and its landmark points are
-undistorted with ``cv2.undistortPoints`` before fitting (:func:`undistort_points`, :func:`undistort_landmarks`)
-against the pinhole camera :func:`pinhole` of the same K. That costs ~20 us for 320 points, against ~1 ms to
-remap a 640x480 frame, and webcam distortion is nearly constant over the small face crop the network sees.
+undistorted with ``cv2.undistortPoints`` before fitting, against the pinhole camera of the same K. That costs
+~20 us for 320 points, against ~1 ms to remap a 640x480 frame, and webcam distortion is nearly constant over the
+small face crop the network sees. The fitter does this itself whenever ``Intrinsics.dist_coeffs`` are non-zero
+(``tracker.fitting.solver``: landmarks undistorted on input, the model's projections distorted on output), so
+the pipeline passes raw landmarks and a calibrated profile's intrinsics unchanged. :func:`undistort_points`,
+:func:`undistort_landmarks` and :func:`pinhole` are for other consumers (exports of undistorted 2D points);
 :class:`FrameUndistorter` (precomputed ``cv2.remap`` tables) is there for displays that want straight lines.
 """
 
