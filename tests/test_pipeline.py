@@ -222,3 +222,31 @@ def test_pipeline_tracks_a_real_clip(shared_data, tmp_path):
             assert np.array_equal(b.expression, tf.fit.params.expression)
             assert np.array_equal(b.root_rotation, tf.fit.params.root_rotation)
             assert np.array_equal(b.translation_mm, tf.fit.params.translation_mm)
+
+
+def test_network_on_the_covered_part_of_a_large_frame_gives_the_same_landmarks(shared_data):
+    """A 480 px face clip placed in a 1920x1080 frame: the crop cut from the covered part only (no pyramid over
+    the whole frame) gives the landmarks of the plain full-frame path."""
+    import cv2
+
+    from tracker.detect import FaceDetector
+    from tracker.landmarks.predictor import LandmarkPredictor
+    from tracker.pipeline import Pipeline, PipelineOptions
+    from tracker.roi import roi_from_points
+
+    cap = cv2.VideoCapture(str(shared_data / "videos" / "lp_d18.mp4"))
+    ok, face = cap.read()
+    cap.release()
+    big = np.zeros((1080, 1920, 3), np.uint8)
+    big[301:301 + 480, 997:997 + 480] = face
+    predictor = LandmarkPredictor()
+    pipe = Pipeline(PipelineOptions(use_face_profile=False), predictor=predictor)
+    det = FaceDetector().detect(big)[0]
+    for scale in (1.0, 0.5):  # a face at full size, and one at half size (one pyramid level less)
+        img = big if scale == 1.0 else cv2.resize(big, (960, 540), interpolation=cv2.INTER_AREA)
+        pts = det.roi_points() * scale + (scale - 1) * 0.5
+        roi = roi_from_points(pts, predictor.input_size)
+        full = predictor.predict(img, roi)
+        sub = pipe._predict(img, roi)
+        assert np.abs(full.mu_px - sub.mu_px).max() < 0.25
+        assert np.allclose(full.sigma_px, sub.sigma_px, rtol=0.05)
