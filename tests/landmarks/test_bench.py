@@ -30,9 +30,9 @@ def test_bench_runs_all_parts_on_a_few_images(tmp_path):
     assert mesh["faces_found"] == 3 and mesh["nme_mean"] < 10
     cal = res["calibration"]
     assert 0 <= cal["within_1_sigma"] <= cal["within_2_sigma"] <= 1 and cal["n_errors"] > 0
-    lost = res["tracking_lost"]
+    lost = res["tracking_lost"]["median_sigma_norm"]
     assert lost["faces"]["n"] == ours["faces_found"] and lost["non_faces"]["n"] == 2 * ours["faces_found"] + 3
-    assert 0 <= lost["faces"]["share_flagged_lost"] <= 1
+    assert 0 <= lost["faces"]["share_flagged_lost"] <= 1 and lost["faces"]["p5"] <= lost["faces"]["p95"]
 
 
 def test_bench_without_a_model_still_runs_the_baseline(tmp_path):
