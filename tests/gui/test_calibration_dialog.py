@@ -210,7 +210,7 @@ def test_default_run_stops_the_main_windows_tracking_and_reports_errors(qtbot, t
     dlg.face_start.click()
     assert parent.stopped == 1
     assert "tracking in the main window was stopped" in dlg.face_status.text()
-    qtbot.waitUntil(lambda: dlg.face_status.text().startswith("error: "), timeout=20000)
+    qtbot.waitUntil(lambda: dlg.face_status.text().startswith("error: no such video file"), timeout=20000)
     dlg.tabs.setCurrentIndex(1)
     dlg.board_start.click()
     assert parent.stopped == 1  # nothing running any more

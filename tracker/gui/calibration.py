@@ -342,9 +342,13 @@ class CalibrationDialog(QtWidgets.QDialog):
     def _default_face_frames(self):
         from tracker.gui.backend import shared_pipeline
 
-        pipeline = shared_pipeline()
+        source = self._open_source()  # first: a wrong source fails fast, before the network loads
+        try:
+            pipeline = shared_pipeline()
+        except Exception:
+            source.close()
+            raise
         self._pipeline_model = pipeline.model
-        source = self._open_source()
         pipeline.reset()
         return _Closing(pipeline.track(source), source, pipeline)
 
