@@ -88,7 +88,8 @@ def app_fps(video_path: str | os.PathLike, n_frames: int = 150, *, timeout_s: fl
             show_landmarks: bool = True, in_process: bool = False) -> dict:
     """Frames per second of the app (pipeline + overlay drawing) on ``video_path`` letterboxed to 640x480.
 
-    Returns fps (video frames drawn per second, after a warm-up frame), frames_drawn, tracked_share,
+    Returns fps (video frames drawn per second, after a warm-up frame), CPU milliseconds per drawn frame
+    (process, GUI thread, worker thread: what the machine's load does not change), frames_drawn, tracked_share,
     frames_processed (by the pipeline), frames_dropped (tracked but replaced before the window took them),
     and mean per-frame milliseconds: pipeline (the pipeline's ``total``), prepare (mesh and normals in the
     worker), draw (the overlay's paintGL). The video loops when it is shorter than ``n_frames``.
@@ -158,12 +159,16 @@ def _measure(video_path: Path, n_frames: int, model, timeout_s: float, show_land
     loop = QtCore.QEventLoop()
     state = {"t0": None, "p0": 0, "t1": None, "p1": 0}
 
+    def cpu():
+        w = win.worker
+        return time.process_time(), time.thread_time(), (w.thread_cpu_s if w is not None else 0.0)
+
     def check():
         painted = win.overlay.frames_painted
         if state["t0"] is None and painted >= 1:
-            state["t0"], state["p0"] = time.perf_counter(), painted
+            state["t0"], state["p0"], state["cpu0"] = time.perf_counter(), painted, cpu()
         if state["t0"] is not None and painted - state["p0"] >= n_frames:
-            state["t1"], state["p1"] = time.perf_counter(), painted
+            state["t1"], state["p1"], state["cpu1"] = time.perf_counter(), painted, cpu()
             loop.quit()
         if win.last_error:
             loop.quit()
@@ -195,8 +200,14 @@ def _measure(video_path: Path, n_frames: int, model, timeout_s: float, show_land
         values = [v for v in values if v is not None and np.isfinite(v)]
         return float(np.mean(values)) if values else float("nan")
 
+    (proc0, gui0, work0), (proc1, gui1, work1) = state["cpu0"], state["cpu1"]
     return {
         "fps": drawn / elapsed,
+        # CPU per drawn frame, which the machine's load does not change: the whole process (GL rasterising
+        # in Mesa's threads included), the GUI thread, and the worker thread (pipeline, recording, prepare)
+        "cpu_ms_per_frame": (proc1 - proc0) * 1e3 / drawn,
+        "gui_thread_cpu_ms_per_frame": (gui1 - gui0) * 1e3 / drawn,
+        "worker_thread_cpu_ms_per_frame": (work1 - work0) * 1e3 / drawn,
         "frames_drawn": drawn,
         "seconds": elapsed,
         "startup_s": state["t0"] - t_start,

@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 #: how often the number panels follow the video (Hz)
 PANEL_HZ = 15
+#: how often the orbitable head view follows the video (Hz)
+HEAD_VIEW_HZ = 15
 
 #: run_factory(spec, camera_mode, start_at) -> a run (``info``, iterable of TrackedFrame, ``close()``)
 RunFactory = Callable[[str, tuple[int, int, int], int], object]
@@ -79,6 +81,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._recording_failed = False
         self._source_failed = False
         self._panels_dirty = False
+        self._head_shown_at = 0.0
         self.setWindowTitle("Face Tracker")
         self._build_views(expression_names or (model.expression_names if model is not None else ()))
         self._build_actions()
@@ -397,7 +400,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.last_frame = item
         self.overlay.show_frame(tf.frame.image, tf.intrinsics, item.vertices_mm, item.normals_cam,
                                 item.landmark_points, item.landmark_colors)
-        self.head_view.show_head(item.head_vertices_cm, item.normals_head)
+        now = time.perf_counter()
+        if now - self._head_shown_at >= 1.0 / HEAD_VIEW_HZ or item.head_vertices_cm is None:
+            # the orbit view follows at a lower rate: its 34k triangles cost as much to draw as the overlay
+            self._head_shown_at = now
+            self.head_view.show_head(item.head_vertices_cm, item.normals_head)
         self.plots.append(tf.frame.timestamp_ns / 1e9, item.sigma_mean_px, item.euler_deg)
         self._shown_times.append(time.perf_counter())
         self.frames_displayed += 1
@@ -643,6 +650,8 @@ class MainWindow(QtWidgets.QMainWindow):
         box.show()
 
     def closeEvent(self, ev: QtGui.QCloseEvent) -> None:  # noqa: N802
+        for timer in (self._speed_timer, self._plot_timer, self._panel_timer):
+            timer.stop()  # nothing repaints while the window and its plots are torn down
         self.stop_worker()
         if self.save_settings_on_close:
             self.settings.geometry = self.saveGeometry()

@@ -74,6 +74,7 @@ class TrackingWorker(QtCore.QThread):
         self.frames_dropped = 0
         self.record_ms = 0.0
         self.run_object = None
+        self.thread_cpu_s = 0.0
 
     # ---- called from the GUI thread
     def take(self) -> DisplayFrame | None:
@@ -123,6 +124,7 @@ class TrackingWorker(QtCore.QThread):
                 while self._paused.is_set() and not self._stop.is_set():
                     time.sleep(0.02)
                 self.frames_in += 1
+                self.thread_cpu_s = time.thread_time()  # this thread's CPU so far (the benchmark reads it)
                 self._handle_recording(tf)
                 item = self.preparer.prepare(tf)
                 self._publish(item)
