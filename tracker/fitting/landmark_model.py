@@ -102,6 +102,16 @@ class LandmarkModel:
         """(L, K): s_lk = sum of landmark l's skin weights over the joints at or below k."""
         return self.skin_weights @ self.subtree.T.astype(np.float64)
 
+    @cached_property
+    def root_joints(self) -> np.ndarray:
+        """(R,) the joints without a parent."""
+        return np.flatnonzero(self.joint_parents < 0)
+
+    @cached_property
+    def expression_basis_flat(self) -> np.ndarray:
+        """(3L, n_exp) view of the expression basis for one gemv per rest shape."""
+        return self.expression_basis_cm.reshape(-1, self.n_expression)
+
     @property
     def n_identity(self) -> int:
         return int(self.identity_basis_cm.shape[2])
@@ -196,6 +206,7 @@ def pose_skeleton(joints_cm: np.ndarray, rotations: np.ndarray, parents: np.ndar
 
 
 _EYE3 = np.eye(3)
+_ZERO3 = np.zeros(3)
 
 
 @dataclass(frozen=True)
@@ -284,78 +295,112 @@ def evaluate(lm: LandmarkModel, rest: IdentityRest, expression: np.ndarray, root
     rest: from ``lm.rest_identity(beta)``; expression: (n_exp,); root_rotation, translation_mm: (3,);
     joints: (K, 3) axis-angle.
 
-    Rotation derivatives use the left Jacobian of SO(3): for a point q rotated by joint k,
-    d q / d theta_k = -A_parent(k) [z]x J_l(theta_k) with z = G_parent(k)^-1 q - J_k (in the parent's frame);
-    for blended vertices the sum over the joints at or below k is taken before the cross product.
+    Everything is computed in camera space: with C = 10 R0 M (model cm -> camera mm, a scaled rotation),
+    each joint's map is C_m = C A_m, d_m = C b_m, so x = sum_m w_m (C_m T + d_m) + t (Sec. 3.2, Eq. 1's
+    linear blend skinning). Rotation derivatives use the left Jacobian of SO(3): perturbing joint k by
+    delta rotates everything below it about the joint's camera position j_k, so
+        d x / d theta_k = -[u_k]x R'_k J_l(theta_k),   u_k = S_k - s_k j_k,   R'_k = R0 M A_parent(k)
+    with S_k = sum_{m below k} w_m (C_m T + d_m) and s_k = sum_{m below k} w_m (both per landmark); for the
+    root rotation u = x - t and R' = I. The pinhole derivative P = d(u, v)/dx has rows (fx/z, 0, -fx x/z^2)
+    and (0, fy/z, -fy y/z^2), so the rows of P [u]x are written out component-wise.
     """
     psi = np.asarray(expression, dtype=np.float64)
     theta = np.asarray(joints, dtype=np.float64).reshape(lm.n_joints, 3)
     w = lm.skin_weights
     n, k_count = w.shape
     n_exp = lm.n_expression
-    # rest shape T(beta, psi) = neutral + B_id beta + B_exp psi
-    t_rest = rest.shape_cm + lm.expression_basis_cm @ psi                     # (L, 3)
-    a, b, rots = forward_kinematics(rest.joints_cm, theta, lm.joint_parents)
-    # linear blend skinning v' = sum_k w_k (A_k T + b_k)
-    y = t_rest @ a.transpose(0, 2, 1) + b[:, None, :]                        # (K, L, 3): G_m T
-    posed = np.einsum("lk,kla->la", w, y)                                   # (L, 3) cm
+    parents = lm.joint_parents
+    # rest shape T(beta, psi) = neutral + B_id beta + B_exp psi   (one gemv over the (3L, n_exp) basis)
+    t_rest = rest.shape_cm + (lm.expression_basis_flat @ psi).reshape(n, 3)     # (L, 3)
+    a, b, rots = forward_kinematics(rest.joints_cm, theta, parents)
     r0 = rodrigues(root_rotation)
-    p_mm = posed @ _MODEL_TO_CAMERA_MM.T                                     # (L, 3) 10 M v'
-    rp = p_mm @ r0.T
-    x = rp + np.asarray(translation_mm, dtype=np.float64)
+    cam = r0 @ _MODEL_TO_CAMERA_MM                                               # C = 10 R0 M (3, 3)
+    c_m = cam @ a                                                                # (K, 3, 3) C A_m
+    d_m = b @ cam.T                                                              # (K, 3)    C b_m
+    # linear blend skinning in camera space: w_m (C_m T + d_m), one gemm for all joints
+    y = (t_rest @ c_m.transpose(2, 0, 1).reshape(3, 3 * k_count)).reshape(n, k_count, 3)
+    y += d_m
+    y *= w[:, :, None]                                                           # (L, K, 3)
+    roots = lm.root_joints
+    if jacobian:
+        # subtree sums S_k (children after parents, so accumulate from the last joint up)
+        for k in range(k_count - 1, -1, -1):
+            if parents[k] >= 0:
+                y[:, parents[k]] += y[:, k]
+        x_rel = y[:, roots[0]].copy() if roots.size == 1 else y[:, roots].sum(axis=1)
+    else:
+        x_rel = y.sum(axis=1)
+    x = x_rel + np.asarray(translation_mm, dtype=np.float64)
     fx = float(camera.focal_px)
     fy = fx * camera.aspect
     inv_z = 1.0 / x[:, 2]
     xn, yn = x[:, 0] * inv_z, x[:, 1] * inv_z
     uv = np.empty((n, 2))
-    uv[:, 0] = fx * xn + camera.cx
-    uv[:, 1] = fy * yn + camera.cy
+    np.multiply(xn, fx, out=uv[:, 0])
+    uv[:, 0] += camera.cx
+    np.multiply(yn, fy, out=uv[:, 1])
+    uv[:, 1] += camera.cy
     if not jacobian:
         return LandmarkEval(uv, x)
-    # d(u, v)/dx: (L, 2, 3)
-    dproj = np.zeros((n, 2, 3))
-    dproj[:, 0, 0] = fx * inv_z
-    dproj[:, 0, 2] = -fx * xn * inv_z
-    dproj[:, 1, 1] = fy * inv_z
-    dproj[:, 1, 2] = -fy * yn * inv_z
-    cam = r0 @ _MODEL_TO_CAMERA_MM                                           # dx/dv' (3, 3)
-    # (stacks of tiny matrices are slow in numpy: flatten to (2L, 3) so each product is one gemm)
-    dproj2 = dproj.reshape(2 * n, 3)
-    p_cam = (dproj2 @ cam).reshape(n, 2, 3)                                  # d uv / d v'
-    # q_l = p_cam_l A_blend_l = sum_k w_lk p_cam_l A_k                       d uv / d T
-    pk = p_cam.reshape(1, 2 * n, 3) @ a                                      # (K, 2L, 3)
-    q = np.einsum("lk,kla->la", w, pk.reshape(k_count, n, 6)).reshape(n, 2, 3)
+    # P = d(u, v)/dx: rows (pa, 0, pc) and (0, pb, pd)
+    pa = fx * inv_z
+    pb = fy * inv_z
+    pc = -xn * pa
+    pd = -yn * pb
     jac = np.empty((n, 2, n_exp + 6 + 3 * k_count))
-    np.matmul(q, lm.expression_basis_cm, out=jac[:, :, :n_exp])             # d uv / d psi
-    # root: d x / d w0 = -[R0 p]x J_l(w0)
-    jac[:, :, n_exp:n_exp + 3] = (_cross_rows(dproj, rp).reshape(2 * n, 3) @ -left_jacobian(root_rotation)
-                                  ).reshape(n, 2, 3)
-    jac[:, :, n_exp + 3:n_exp + 6] = dproj
-    # joints: z_k = A_p^T (S_k - s_k b_p) - s_k J_k with S_k = sum_{m below k} w_m G_m T
-    s_w = lm.subtree_weights                                                 # (L, K)
-    parents = lm.joint_parents
-    s_pts = w.T[:, :, None] * y                                              # (K, L, 3), then subtree sums
-    for k in range(k_count - 1, -1, -1):
-        if parents[k] >= 0:
-            s_pts[parents[k]] += s_pts[k]
-    a_par = np.stack([a[p] if p >= 0 else _EYE3 for p in parents])          # (K, 3, 3)
-    b_par = np.stack([b[p] if p >= 0 else np.zeros(3) for p in parents])    # (K, 3)
-    # z_k = S_k A_p - s_k (A_p^T b_p + J_k)   (row-vector form)
-    c_k = np.einsum("kba,kb->ka", a_par, b_par) + rest.joints_cm
-    z = s_pts @ a_par - s_w.T[:, :, None] * c_k[:, None, :]                 # (K, L, 3)
-    p_par = (p_cam.reshape(1, 2 * n, 3) @ a_par).reshape(k_count, n, 2, 3)
-    jl = np.array([left_jacobian(t) for t in theta])                         # (K, 3, 3)
-    dj = _cross_rows(p_par, z).reshape(k_count, 2 * n, 3) @ -jl              # (K, 2L, 3)
-    jac[:, :, n_exp + 6:] = dj.reshape(k_count, n, 2, 3).transpose(1, 2, 0, 3).reshape(n, 2, 3 * k_count)
+    # d uv / d psi = P C_blend B_exp with C_blend = sum_m w_m C_m (L, 3, 3)
+    cb = (w @ c_m.reshape(k_count, 9)).reshape(n, 3, 3)
+    q = np.empty((n, 2, 3))
+    np.multiply(cb[:, 0], pa[:, None], out=q[:, 0])
+    q[:, 0] += cb[:, 2] * pc[:, None]
+    np.multiply(cb[:, 1], pb[:, None], out=q[:, 1])
+    q[:, 1] += cb[:, 2] * pd[:, None]
+    np.matmul(q, lm.expression_basis_cm, out=jac[:, :, :n_exp])
+    # d uv / d t = P
+    jt = jac[:, :, n_exp + 3:n_exp + 6]
+    jt[:, 0, 0] = pa
+    jt[:, 0, 1] = 0.0
+    jt[:, 0, 2] = pc
+    jt[:, 1, 0] = 0.0
+    jt[:, 1, 1] = pb
+    jt[:, 1, 2] = pd
+    # lever arms u (R, L, 3) of the root (R = 0) and the joints (R = 1 + k)
+    a_par = np.stack([a[p] if p >= 0 else _EYE3 for p in parents])               # (K, 3, 3)
+    b_par = np.stack([b[p] if p >= 0 else _ZERO3 for p in parents])              # (K, 3)
+    joint_cam = (np.einsum("kab,kb->ka", a_par, rest.joints_cm) + b_par) @ cam.T  # (K, 3) C G_par(k) J_k
+    u = np.empty((k_count + 1, n, 3))
+    u[0] = x_rel
+    np.subtract(y.transpose(1, 0, 2), lm.subtree_weights.T[:, :, None] * joint_cam[:, None, :], out=u[1:])
+    # rows of P [u]x: (pa, 0, pc) x u and (0, pb, pd) x u
+    ux, uy, uz = u[..., 0], u[..., 1], u[..., 2]
+    cr = np.empty((k_count + 1, n, 2, 3))
+    np.multiply(pc, uy, out=cr[:, :, 0, 0])
+    np.negative(cr[:, :, 0, 0], out=cr[:, :, 0, 0])
+    cr[:, :, 0, 1] = pc * ux - pa * uz
+    np.multiply(pa, uy, out=cr[:, :, 0, 2])
+    cr[:, :, 1, 0] = pb * uz - pd * uy
+    np.multiply(pd, ux, out=cr[:, :, 1, 1])
+    np.multiply(pb, ux, out=cr[:, :, 1, 2])
+    np.negative(cr[:, :, 1, 2], out=cr[:, :, 1, 2])
+    # -R'_r J_l(theta_r) per rotation r: the root's R' is I, joint k's is R0 M A_parent(k) = C A_par / 10
+    rot_maps = np.empty((k_count + 1, 3, 3))
+    rot_maps[0] = -left_jacobian(root_rotation)
+    for k in range(k_count):
+        rot_maps[k + 1] = (cam @ a_par[k]) @ left_jacobian(theta[k]) * (-1.0 / CM_TO_MM)
+    dr = (cr.reshape(k_count + 1, 2 * n, 3) @ rot_maps).reshape(k_count + 1, n, 2, 3)
+    jac[:, :, n_exp:n_exp + 3] = dr[0]
+    jac[:, :, n_exp + 6:].reshape(n, 2, k_count, 3)[...] = dr[1:].transpose(1, 2, 0, 3)
     d_identity = None
     if jac_identity:
         # T depends on beta directly; b_m depends on the joint positions J(beta):
         # d b_m / d J_k = A_parent(k) (I - R_k) for k at or above m
         c = np.stack([a_par[k] @ (_EYE3 - rots[k]) for k in range(k_count)])            # (K, 3, 3)
-        cb = np.einsum("kab,kbi->kai", c, lm.joints_identity_basis_cm)                   # (K, 3, n_id)
+        cbeta = np.einsum("kab,kbi->kai", c, lm.joints_identity_basis_cm)               # (K, 3, n_id)
         a_blend = (w @ a.reshape(k_count, 9)).reshape(n, 3, 3)              # (L, 3, 3)
-        dv_dbeta = a_blend @ lm.identity_basis_cm + np.einsum("lk,kai->lai", s_w, cb)
-        d_identity = p_cam @ dv_dbeta
+        dv_dbeta = a_blend @ lm.identity_basis_cm + np.einsum("lk,kai->lai", lm.subtree_weights, cbeta)
+        p_cam = np.zeros((n, 2, 3))
+        p_cam[:, 0, 0], p_cam[:, 0, 2], p_cam[:, 1, 1], p_cam[:, 1, 2] = pa, pc, pb, pd
+        d_identity = (p_cam.reshape(2 * n, 3) @ cam).reshape(n, 2, 3) @ dv_dbeta
     d_focal = np.stack([xn, camera.aspect * yn], axis=1) if jac_focal else None
     return LandmarkEval(uv, x, jac, d_identity, d_focal, n_exp)
 
