@@ -385,3 +385,19 @@ def test_camera_unplugged_while_recording_is_told_and_the_recording_kept(qtbot, 
     reader = SessionReader(tmp_path / "unplugged")
     meta = json.loads((tmp_path / "unplugged" / "meta.json").read_text())
     assert len(reader) >= 1 and meta["status"] == "closed"
+
+
+def test_the_head_view_orbits_with_the_mouse_and_resets(qtbot, head_model, tmp_path):
+    w = _make_window(qtbot, head_model, tmp_path)
+    view = w.head_view
+    _wait(qtbot, w, lambda: view.isExposed(), 5000)
+    start = view.opts["rotation"]
+    c = QtCore.QPoint(view.width() // 2, view.height() // 2)
+    QTest.mousePress(view, QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier, c)
+    for dx in (10, 20, 40, 60):
+        QTest.mouseMove(view, c + QtCore.QPoint(dx, dx // 3))
+    QTest.mouseRelease(view, QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier,
+                       c + QtCore.QPoint(60, 20))
+    assert view.opts["rotation"] != start
+    w.action_home.trigger()
+    assert view.opts["rotation"] == QtGui.QQuaternion.fromEulerAngles(0, 0, 0)
