@@ -83,6 +83,7 @@ def run(args) -> int:
         if args.max_frames is not None:
             total = min(total, args.max_frames) if total else None
         bar = None if args.quiet else ProgressBar(total if not source.is_live else None)
+        _stop_on_sigterm()
         result = record_run(pipeline.track(source, max_frames=args.max_frames), writer,
                             video=not args.no_video, max_frames=args.max_frames,
                             on_frame=bar.update if bar else None)
@@ -99,6 +100,21 @@ def run(args) -> int:
     if result.error:
         raise CommandError(f"{result.error} (the recording up to then is kept in {s.folder})")
     return 0
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM ends the run like Ctrl-C: the recording is closed properly (a kill -9 is covered by the
+    session format itself)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def _probe_frame(source):
