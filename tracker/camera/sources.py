@@ -107,6 +107,8 @@ def list_cameras(max_index: int = 10, probe: bool = False) -> list[CameraInfo]:
     """
     found: list[CameraInfo] = []
     sysfs = Path("/sys/class/video4linux")
+    if sys.platform.startswith("linux") and not probe and not sysfs.is_dir():
+        return found  # no V4L2 device at all: nothing to probe
     if sys.platform.startswith("linux") and sysfs.is_dir() and not probe:
         for node in sorted(sysfs.glob("video*"), key=lambda p: int(p.name[5:]) if p.name[5:].isdigit() else 1 << 30):
             if not node.name[5:].isdigit():
