@@ -14,7 +14,7 @@ import numpy as np
 
 #: iBUG outer eye corners: the inter-ocular normalisation of 300-W.
 IBUG_OUTER_EYE_CORNERS = (36, 45)
-RIDGE_GRID = (1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+RIDGE_GRID = (1e-9, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 
 
 def fit_ridge(x: np.ndarray, y: np.ndarray, lam: float) -> np.ndarray:
