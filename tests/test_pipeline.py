@@ -250,3 +250,24 @@ def test_network_on_the_covered_part_of_a_large_frame_gives_the_same_landmarks(s
         sub = pipe._predict(img, roi)
         assert np.abs(full.mu_px - sub.mu_px).max() < 0.25
         assert np.allclose(full.sigma_px, sub.sigma_px, rtol=0.05)
+
+
+def test_live_sources_report_waiting_not_decoding(head_model):
+    from tests.camera.test_sources import FakeCapture
+    from tracker.camera.sources import CameraSource
+    from tracker.face.landmark_sets import load_landmark_set
+    from tracker.fitting.solver import FaceFitter
+    from tracker.pipeline import Pipeline, PipelineOptions
+
+    ids320 = load_landmark_set("landmarks320").vertex_ids
+    ids68 = load_landmark_set("landmarks68").vertex_ids
+    intr = Intrinsics.from_fov(64, 48)
+    oracle = _Oracle(head_model, [FitParams.neutral(head_model.n_identity, head_model.n_expression, intr.fx)],
+                     intr, ids320, ids68, no_face=set(range(256)))
+    pipe = Pipeline(PipelineOptions(refine_passes=0, use_face_profile=False), detector=oracle, predictor=oracle,
+                    model=head_model, fitter=FaceFitter(head_model, ids320), ibug68_vertices=ids68)
+    with CameraSource(0, capture_factory=lambda i: FakeCapture(fps=20.0)) as cam:
+        out = list(pipe.track(cam, max_frames=4))
+    assert len(out) == 4 and all(tf.message == "no face found" for tf in out)  # the fake camera's gray frames
+    assert all(tf.timings_ms["decode"] == 0.0 and tf.timings_ms["wait"] > 0 for tf in out)
+    assert all(tf.timings_ms["total"] < tf.timings_ms["wait"] + 50 for tf in out)

@@ -10,9 +10,10 @@ One frame (DESIGN.md, data flow)::
     lost  network uncertainty / fit residual too large (tracker.landmarks.lost) -> untracked; when the ROI
           came from the previous fit, the frame is tried once more from the detector
 
-``TrackedFrame.timings_ms`` has ``decode`` (time spent waiting for the source), ``roi`` (ROI from the fit,
-or the detector), ``detect`` (the detector's part of ``roi``, 0 when it did not run), ``network``, ``fit``
-(fit and the lost test) and ``total`` (all of them, decode included).
+``TrackedFrame.timings_ms`` has ``decode`` (the time the source took to give the frame: decoding a file;
+0 for live sources, which decode in their own thread: their waiting time is ``wait``, outside ``total``),
+``roi`` (ROI from the fit, or the detector), ``detect`` (the detector's part of ``roi``, 0 when it did not
+run), ``network``, ``fit`` (fit and the lost test) and ``total`` (all of them, decode included).
 """
 
 from __future__ import annotations
@@ -361,6 +362,7 @@ class Pipeline:
         come from, for its ``intrinsics_hint`` (``frames`` itself when it is a source)."""
         source = source if source is not None else frames
         hint = getattr(source, "intrinsics_hint", None)
+        live = bool(getattr(source, "is_live", False))
         it = iter(frames)
         n = 0
         while max_frames is None or n < max_frames:
@@ -369,8 +371,13 @@ class Pipeline:
                 frame = next(it)
             except StopIteration:
                 return
-            decode_ms = (time.perf_counter() - t0) * 1e3
-            yield self.process(frame, self.intrinsics_for(frame, hint), decode_ms)
+            waited_ms = (time.perf_counter() - t0) * 1e3
+            if live:  # a camera decodes in its own thread: the time here is waiting for the next frame
+                tf = self.process(frame, self.intrinsics_for(frame, hint))
+                tf.timings_ms["wait"] = waited_ms
+                yield tf
+            else:
+                yield self.process(frame, self.intrinsics_for(frame, hint), waited_ms)
             n += 1
 
 
