@@ -15,7 +15,7 @@ import numpy as np
 from tracker.face.model import HeadModel
 from tracker.face.pose import euler_from_axis_angle, eye_angles_deg, head_pose
 from tracker.gui.geometry import VertexNormals, select_parts, sigma_colors, unique_edges, unproject_pixels
-from tracker.types import CM_TO_MM, MODEL_TO_CAMERA_AXES, TrackedFrame
+from tracker.types import CM_TO_MM, MODEL_TO_CAMERA_AXES, Intrinsics, TrackedFrame
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,8 @@ def subset_model(model: HeadModel, vertex_ids: np.ndarray, faces: np.ndarray) ->
 class DisplayFrame:
     """Everything the window shows for one frame, ready to draw.
 
-    image: (H, W, 3) BGR; vertices_mm/normals_cam: (M, 3) float32 camera space, or None (no face);
+    intrinsics: the camera the overlay draws through (the fit's focal length); vertices_mm/normals_cam: (M, 3)
+    float32 camera space, or None (no face); the image is ``tracked.frame.image`` (H, W, 3) BGR;
     head_vertices_cm/normals_head: (M, 3) the same head in model axes (cm), centred on the model origin, with
     the fitted rotation (so it turns like the face) for the orbit view; landmark_points: (L, 3) on the
     landmark plane, landmark_colors: (L, 4) by sigma. euler_deg: the head's (yaw, pitch, roll) and
@@ -123,6 +124,7 @@ class DisplayFrame:
     """
 
     tracked: TrackedFrame
+    intrinsics: Intrinsics | None = None
     vertices_mm: np.ndarray | None = None
     normals_cam: np.ndarray | None = None
     head_vertices_cm: np.ndarray | None = None
@@ -164,8 +166,13 @@ class FramePreparer:
         t0 = time.perf_counter()
         out: dict = {}
         fit = tf.fit
+        # the fitted camera: the pipeline's intrinsics with the fit's focal length (it may have been refined)
+        intr = tf.intrinsics
+        if fit is not None and tf.tracked and abs(float(fit.params.focal_px) - intr.focal_px) > 1e-6:
+            intr = intr.with_focal(float(fit.params.focal_px))
+        out["intrinsics"] = intr
         if tf.landmarks is not None and self.landmarks:
-            out["landmark_points"] = unproject_pixels(tf.landmarks.mu_px, tf.intrinsics, LANDMARK_PLANE_MM)
+            out["landmark_points"] = unproject_pixels(tf.landmarks.mu_px, intr, LANDMARK_PLANE_MM)
             if tf.roi is not None:  # sigma as a fraction of the face crop's width: resolution-independent
                 rel = tf.landmarks.sigma_px / (tf.roi.scale_px * tf.roi.size)
                 out["landmark_colors"] = sigma_colors(rel, lo=SIGMA_GOOD, hi=SIGMA_BAD)

@@ -365,6 +365,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def _on_opened(self, info: SourceInfo) -> None:
         self.info = info
         self.source_label.setText(info.description)
+        self.setWindowTitle(f"Face Tracker — {info.description}")
         if info.kind != "session":
             self.settings.source = info.spec
         if info.kind == "camera":
@@ -398,7 +399,7 @@ class MainWindow(QtWidgets.QMainWindow):
         their layout and repaint would cost the video frames."""
         tf = item.tracked
         self.last_frame = item
-        self.overlay.show_frame(tf.frame.image, tf.intrinsics, item.vertices_mm, item.normals_cam,
+        self.overlay.show_frame(tf.frame.image, item.intrinsics or tf.intrinsics, item.vertices_mm, item.normals_cam,
                                 item.landmark_points, item.landmark_colors)
         now = time.perf_counter()
         if now - self._head_shown_at >= 1.0 / HEAD_VIEW_HZ or item.head_vertices_cm is None:
