@@ -295,7 +295,15 @@ class PackedIntersect:
     with hull ``hull_index`` (V - n_eye,) into ``offsets`` (H, J) and ``shift_exp`` (H, 3, n_exp);
     ``normals`` (J, 3) are shared by the hulls (the same k-DOP directions); radii and offsets already include
     the tolerance; ``lip_plane`` (V - n_eye,): each lip
-    vertex's nearest plane at psi = 0, a cheap first test."""
+    vertex's nearest plane at psi = 0.
+
+    Cheap bound (tracking evaluates this term every iteration, and it is almost never active): a vertex can
+    only penetrate where ``bound_offset + bound_gain @ psi < 0`` ((V,) and (V, n_exp)), a lower bound on its
+    margin that is linear in psi. Eyelids: |x - c| >= n0.(x - c) = |x0 - c| + n0.(B psi) for the unit
+    direction n0 at psi = 0, so inside (|x - c| < radius) needs |x0 - c| - radius + n0.(B psi) < 0.
+    Lips: inside the hull needs every plane negative, in particular the own plane j*:
+    n_j*.(x0 - c0) + p_j* + n_j*.((B - S_h) psi) < 0. One gemv then tells which vertices need the exact test
+    (usually none)."""
 
     rest_cm: np.ndarray
     exp_basis: np.ndarray
@@ -307,6 +315,8 @@ class PackedIntersect:
     offsets: np.ndarray
     shift_exp: np.ndarray
     lip_plane: np.ndarray
+    bound_offset: np.ndarray
+    bound_gain: np.ndarray
 
     @classmethod
     def from_model(cls, im: IntersectModel, beta: np.ndarray) -> "PackedIntersect":
@@ -337,8 +347,18 @@ class PackedIntersect:
         hidx = cat(hull_index, (0,)).astype(np.int64)
         own = np.argmax(rest[n_eye:] @ normals.T + offsets[hidx], axis=1) if hidx.size else np.zeros(0, np.int64)
         tol = im.tolerance_cm
-        return cls(rest, np.ascontiguousarray(cat(bases, (0, 3, n_exp))), n_eye,
-                   cat(centres, (0, 3)), cat(radii, (0,)) - tol, hidx, normals, offsets + tol, shift, own)
+        basis = np.ascontiguousarray(cat(bases, (0, 3, n_exp)))
+        centre, radius, offsets = cat(centres, (0, 3)), cat(radii, (0,)) - tol, offsets + tol
+        # the linear lower bounds of the margins (class docstring)
+        d0 = rest[:n_eye] - centre
+        dist0 = np.linalg.norm(d0, axis=1)
+        n0 = d0 / np.maximum(dist0, 1e-12)[:, None]
+        n_own = normals[own]
+        b_off = np.concatenate([dist0 - radius, np.einsum("va,va->v", rest[n_eye:], n_own) + offsets[hidx, own]])
+        b_gain = np.concatenate([np.einsum("va,vai->vi", n0, basis[:n_eye]),
+                                 np.einsum("va,vai->vi", n_own, basis[n_eye:] - shift[hidx])])
+        return cls(rest, basis, n_eye, centre, radius, hidx, normals, offsets, shift, own,
+                   b_off, np.ascontiguousarray(b_gain.reshape(-1, n_exp)))
 
     @property
     def n_vertices(self) -> int:
@@ -348,33 +368,35 @@ class PackedIntersect:
                   jacobian: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
         """r (R,) and dr/dpsi (R, n_exp) (None without ``jacobian``)."""
         n_exp = self.exp_basis.shape[2]
-        v = self.rest_cm.shape[0]
-        if v == 0:
+        psi = np.asarray(psi, dtype=np.float64)
+        cand = np.flatnonzero(self.bound_offset + self.bound_gain @ psi < 0.0) if self.bound_offset.size else \
+            np.zeros(0, dtype=np.int64)
+        if cand.size == 0:
             return np.zeros(0), (np.zeros((0, n_exp)) if jacobian else None)
         sw = np.sqrt(weight)
-        x = self.rest_cm + (self.exp_basis.reshape(v * 3, n_exp) @ psi).reshape(v, 3)
         ne = self.n_eye
-        # E_eyeballs
-        diff = x[:ne] - self.centre_cm
+        x = self.rest_cm[cand] + np.einsum("vai,i->va", self.exp_basis[cand], psi)
+        eye = cand < ne
+        # E_eyeballs: r = radius - |x - c| for eyelid vertices inside the sphere
+        e_idx = cand[eye]
+        diff = x[eye] - self.centre_cm[e_idx]
         dist = np.sqrt(np.einsum("va,va->v", diff, diff))
-        in_eye = np.flatnonzero(dist < self.radius_cm)
-        # E_teeth: the hull moves by shift_exp psi. A vertex is inside only if it is behind every plane, so
-        # first test each vertex's own plane (``lip_plane``, its nearest at psi = 0), then all planes for the rest
-        y = x[ne:] - (self.shift_exp @ psi)[self.hull_index]                 # (V - ne, 3)
-        n_own = self.normals[self.lip_plane]
-        cand = np.flatnonzero(np.einsum("va,va->v", y, n_own) + self.offsets[self.hull_index, self.lip_plane] < 0)
-        s = y[cand] @ self.normals.T + self.offsets[self.hull_index[cand]]
+        in_eye = dist < self.radius_cm[e_idx]
+        # E_teeth: the hull moves by shift_exp psi; inside iff behind every plane, D = -max_j s_j
+        l_idx = cand[~eye]
+        hidx = self.hull_index[l_idx - ne]
+        y = x[~eye] - (self.shift_exp @ psi)[hidx]                            # (C, 3)
+        s = y @ self.normals.T + self.offsets[hidx]
         jmax = np.argmax(s, axis=1)
         smax = s[np.arange(s.shape[0]), jmax]
-        inside = smax < 0
-        in_hull = cand[inside]
-        jmax, smax = jmax[inside], smax[inside]
-        r = np.concatenate([sw * (self.radius_cm[in_eye] - dist[in_eye]), -sw * smax])
+        in_hull = smax < 0
+        r = np.concatenate([sw * (self.radius_cm[e_idx[in_eye]] - dist[in_eye]), -sw * smax[in_hull]])
         if not jacobian:
             return r, None
         nrm = diff[in_eye] / np.maximum(dist[in_eye], 1e-12)[:, None]
-        j_eye = -sw * np.einsum("ac,aci->ai", nrm, self.exp_basis[in_eye])
-        n = self.normals[jmax]
-        j_lip = -sw * (np.einsum("ac,aci->ai", n, self.exp_basis[ne + in_hull])
-                       - np.einsum("ac,aci->ai", n, self.shift_exp[self.hull_index[in_hull]]))
+        j_eye = -sw * np.einsum("ac,aci->ai", nrm, self.exp_basis[e_idx[in_eye]])
+        n = self.normals[jmax[in_hull]]
+        lips = l_idx[in_hull]
+        j_lip = -sw * (np.einsum("ac,aci->ai", n, self.exp_basis[lips])
+                       - np.einsum("ac,aci->ai", n, self.shift_exp[self.hull_index[lips - ne]]))
         return r, np.concatenate([j_eye, j_lip])
