@@ -156,7 +156,13 @@ class Pipeline:
             if fitter is None:
                 from tracker.fitting.solver import FaceFitter
 
-                fitter = FaceFitter(model, load_landmark_set(self.landmark_set_name), o.fit_options)
+                lm_set = load_landmark_set(self.landmark_set_name)
+                n_out = int(getattr(predictor, "n_landmarks", 0) or 0)
+                if n_out and n_out != len(lm_set):
+                    raise PipelineError(
+                        f"cannot start tracking: the landmark model outputs {n_out} landmarks but its landmark "
+                        f"set '{self.landmark_set_name}' has {len(lm_set)} (set 'landmark_set' in its JSON)")
+                fitter = FaceFitter(model, lm_set, o.fit_options)
             self.fitter = fitter
             if ibug68_vertices is None:
                 ibug68_vertices = load_landmark_set("landmarks68").vertex_ids

@@ -71,3 +71,11 @@ def test_track_errors_in_words(shared_data, tmp_path, tiny_onnx, capsys):
     code = cli_main(["track", str(shared_data / CLIP), "--out", str(tmp_path / "d"),
                      "--landmark-model", str(tmp_path / "none.onnx")])
     assert code == 1 and "landmark model not found" in capsys.readouterr().err
+
+
+def test_track_says_when_the_network_and_its_landmark_set_disagree(shared_data, tmp_path, capsys):
+    onnx = tmp_path / "net.onnx"
+    build_tiny_model(onnx, size=64, n_landmarks=50, metadata={"input_size": 64, "landmark_set": "landmarks68"})
+    code = cli_main(["track", str(shared_data / CLIP), "--out", str(tmp_path / "s"), "--landmark-model", str(onnx)])
+    assert code == 1
+    assert "outputs 50 landmarks but its landmark set 'landmarks68' has 68" in capsys.readouterr().err
