@@ -271,3 +271,37 @@ def test_live_sources_report_waiting_not_decoding(head_model):
     assert len(out) == 4 and all(tf.message == "no face found" for tf in out)  # the fake camera's gray frames
     assert all(tf.timings_ms["decode"] == 0.0 and tf.timings_ms["wait"] > 0 for tf in out)
     assert all(tf.timings_ms["total"] < tf.timings_ms["wait"] + 50 for tf in out)
+
+
+def test_a_failing_stage_loses_the_frame_not_the_run(head_model):
+    from tracker.face.landmark_sets import load_landmark_set
+    from tracker.fitting.solver import FaceFitter
+    from tracker.pipeline import Pipeline, PipelineOptions
+    from tracker.types import Frame
+
+    intr = Intrinsics.from_fov(640, 480)
+    ids320 = load_landmark_set("landmarks320").vertex_ids
+    ids68 = load_landmark_set("landmarks68").vertex_ids
+    truth = [FitParams.neutral(head_model.n_identity, head_model.n_expression, intr.fx)] * 3
+    oracle = _Oracle(head_model, truth, intr, ids320, ids68)
+
+    class Flaky(FaceFitter):
+        def fit_frame(self, landmarks, intrinsics, previous=None, identity=None):
+            if flaky["on"]:
+                raise np.linalg.LinAlgError("matrix is not positive definite")
+            return super().fit_frame(landmarks, intrinsics, previous, identity)
+
+    flaky = {"on": False}
+    pipe = Pipeline(PipelineOptions(intrinsics=intr, refine_passes=0, use_face_profile=False), detector=oracle,
+                    predictor=oracle, model=head_model, fitter=Flaky(head_model, ids320), ibug68_vertices=ids68)
+    frames = []
+    for k in range(3):
+        img = np.zeros((480, 640, 3), np.uint8)
+        img[0, 0, 0] = k
+        frames.append(Frame(img, k, k))
+    assert pipe.process(frames[0]).tracked
+    flaky["on"] = True
+    lost = pipe.process(frames[1])
+    assert not lost.tracked and "fit failed (matrix is not positive definite)" in lost.message
+    flaky["on"] = False
+    assert pipe.process(frames[2]).tracked

@@ -348,10 +348,21 @@ class Pipeline:
                     lms = fit = None
                     break
             t1 = time.perf_counter()
-            roi, lms = self._network(image, roi, refine=(how == "detector"))
+            try:
+                roi, lms = self._network(image, roi, refine=(how == "detector"))
+            except (ValueError, FloatingPointError) as exc:  # e.g. non-finite network output: this frame only
+                log.warning("landmark network failed on frame %d: %s", frame.index, exc)
+                timings["network"] += (time.perf_counter() - t1) * 1e3
+                lms = fit = None
+                message = f"tracking lost: the landmark network failed ({exc})"
+                continue
             t2 = time.perf_counter()
             timings["network"] += (t2 - t1) * 1e3
-            fit, reason = self._fit_and_check(lms, roi, intr, previous if how == "fit" else None)
+            try:
+                fit, reason = self._fit_and_check(lms, roi, intr, previous if how == "fit" else None)
+            except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:  # a numerical failure
+                log.warning("fit failed on frame %d: %s", frame.index, exc)
+                fit, reason = None, f"fit failed ({exc})"
             timings["fit"] += (time.perf_counter() - t2) * 1e3
             if not reason:
                 tracked, message = True, ""
