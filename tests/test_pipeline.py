@@ -73,7 +73,8 @@ class _Oracle:
         return [Detection(np.r_[p.min(0), p.max(0)], kp, 0.9)]
 
 
-def test_pipeline_tracks_redetects_and_times_its_stages(head_model):
+@pytest.mark.parametrize("roi_from", ["fit", "landmarks"])
+def test_pipeline_tracks_redetects_and_times_its_stages(head_model, roi_from):
     from tracker.face.landmark_sets import load_landmark_set
     from tracker.fitting.solver import FaceFitter
     from tracker.pipeline import Pipeline, PipelineOptions
@@ -91,8 +92,9 @@ def test_pipeline_tracks_redetects_and_times_its_stages(head_model):
         truth.append(FitParams(np.zeros(head_model.n_identity), expr, np.array([0.05, 0.4 * t - 0.2, 0.02]),
                                np.array([10.0 * t, -5.0, 600.0]), np.zeros((4, 3)), intr.fx))
     oracle = _Oracle(head_model, truth, intr, ids320, ids68, garbage={6}, no_face={10})
-    pipe = Pipeline(PipelineOptions(intrinsics=intr, refine_passes=0), detector=oracle, predictor=oracle,
-                    model=head_model, fitter=FaceFitter(head_model, ids320), ibug68_vertices=ids68)
+    pipe = Pipeline(PipelineOptions(intrinsics=intr, refine_passes=0, roi_from=roi_from, use_face_profile=False),
+                    detector=oracle, predictor=oracle, model=head_model, fitter=FaceFitter(head_model, ids320),
+                    ibug68_vertices=ids68)
     frames = []
     for k in range(n):
         img = np.zeros((480, 640, 3), np.uint8)

@@ -46,7 +46,9 @@ class PipelineOptions:
     refine_passes: network passes with a ROI from its own landmarks after a detection;
     redetect_every: run the detector every N frames even while tracking (0: only when lost);
     fit_options: a ``tracker.fitting.energy.FitOptions`` (the fitter's defaults when None);
-    min_detection_score: BlazeFace threshold."""
+    min_detection_score: BlazeFace threshold; roi_from: where the next frame's ROI comes from while tracking:
+    "fit" (the fitted model's iBUG eyes and mouth, DESIGN.md) or "landmarks" (the network's own landmarks of
+    this frame through the refine pass's weights)."""
 
     landmark_model: Path | None = None
     threads: int = 1
@@ -58,6 +60,7 @@ class PipelineOptions:
     fit_options: object | None = None
     min_detection_score: float = 0.5
     use_face_profile: bool = True
+    roi_from: str = "fit"
 
 
 # ------------------------------------------------------------------------------------------ mesh on demand
@@ -202,12 +205,21 @@ class Pipeline:
                 self.roi_weights = roi_weights_for(self.landmark_set_name, int(getattr(predictor, "n_landmarks", 0)))
             except Exception as exc:  # noqa: BLE001 - no refine pass is a quality loss, not a failure
                 log.info("no refine pass after detection: %s", exc)
+        if o.roi_from not in ("fit", "landmarks"):
+            raise PipelineError(f"roi_from must be 'fit' or 'landmarks', got {o.roi_from!r}")
+        if o.roi_from == "landmarks" and self.roi_weights is None:
+            from tracker.landmarks.model_roi import roi_weights_for
+
+            self.roi_weights = roi_weights_for(self.landmark_set_name, int(getattr(predictor, "n_landmarks", 0)))
+            if self.roi_weights is None:
+                raise PipelineError(f"roi_from='landmarks' needs ROI weights for '{self.landmark_set_name}'")
         self.crop_size = int(predictor.input_size)
         self.reset()
 
     def reset(self) -> None:
         """Forget the previous frame (the next frame starts from the detector)."""
         self._previous: FitParams | None = None
+        self._previous_mu: np.ndarray | None = None
         self._frames_since_detect = 0
 
     def describe(self) -> dict:
@@ -248,6 +260,11 @@ class Pipeline:
 
     def _roi_from_fit(self, params: FitParams, intr: Intrinsics) -> Roi | None:
         try:
+            if self.options.roi_from == "landmarks" and self._previous_mu is not None:
+                from tracker.landmarks.refine import roi_points_from_landmarks
+
+                return roi_from_points(roi_points_from_landmarks(self._previous_mu, self.roi_weights),
+                                       self.crop_size)
             pts = self.project68(params, intr)
             if not np.all(np.isfinite(pts)):
                 return None
@@ -370,6 +387,7 @@ class Pipeline:
             message = f"tracking lost: {reason}"
         self._frames_since_detect += 1
         self._previous = fit.params if tracked else None
+        self._previous_mu = lms.mu_px if tracked else None
         timings["total"] = (time.perf_counter() - t_start) * 1e3 + float(decode_ms)
         return TrackedFrame(frame=frame, intrinsics=intr, roi=roi, landmarks=lms, fit=fit, tracked=tracked,
                             timings_ms=timings, message=message)
