@@ -96,6 +96,11 @@ class FaceFitter:
         self.na = self.active.size
         self._exp_pos = np.flatnonzero(self.active < self.n_exp)                 # positions in active set
         self._joint_pos = np.flatnonzero(self.active >= self.s_joints.start)
+        self._exp_idx, self._joint_idx = self.active[self._exp_pos], self.active[self._joint_pos]
+        # flat indices of the prior diagonals in H (na, na) and their weights
+        self._prior_diag = np.concatenate([self._exp_pos, self._joint_pos]) * (self.na + 1)
+        self._prior_weight = np.concatenate([np.full(self._exp_pos.size, self.options.w_expression),
+                                             np.full(self._joint_pos.size, self.options.w_joints)])
         self.intersect: IntersectModel | None = None
         if self.options.w_intersect > 0:
             try:
@@ -259,37 +264,49 @@ class FaceFitter:
     def frame_system(self, x: np.ndarray, identity: np.ndarray, cam: Camera, data: _FrameInput,
                      uv_prev: np.ndarray | None, ev=None):
         """(cost, H (na, na), g (na,), ev): J^T J and J^T r over the active per-frame columns."""
-        o = self.options
         if ev is None:
             ev = self._frame_eval(x, self.rest(identity), cam, jac=True)
+        return (*self._frame_system(x, ev, data, uv_prev, self._row_weights(data, uv_prev),
+                                    self.intersect_for(identity)), ev)
+
+    def _row_weights(self, data: _FrameInput, uv_prev: np.ndarray | None) -> np.ndarray:
+        """(2L,) sqrt of each residual row's weight in E_landmarks (+ E_temporal): J^T W J = A^T A."""
+        wsum = data.w + self.options.w_temporal if uv_prev is not None and self.options.w_temporal > 0 else data.w
+        return np.repeat(np.sqrt(wsum), 2)
+
+    def _frame_system(self, x: np.ndarray, ev, data: _FrameInput, uv_prev: np.ndarray | None,
+                      row_w: np.ndarray, isect: PackedIntersect | None):
+        """cost, H, g of one frame from an evaluation with Jacobian (``row_w`` from :meth:`_row_weights`)."""
+        o = self.options
         res = ev.uv_px - data.mu
-        wsum = data.w
+        # Eq. 2 (+ E_temporal): e = W r, cost = r^T W r
         e = res * data.w[:, None]
-        cost = float(data.w @ np.einsum("la,la->l", res, res)) + self._prior_cost(x)
+        cost = float(e.ravel() @ res.ravel())
         if uv_prev is not None and o.w_temporal > 0:
             d = ev.uv_px - uv_prev
-            cost += o.w_temporal * float(np.einsum("la,la->", d, d))
-            wsum = data.w + o.w_temporal
-            e = e + o.w_temporal * d
-        jf = ev.frame_jac if self.na == self.nf else ev.frame_jac[:, :, self.active]
-        # Eq. 2 (+ E_temporal): J^T W J and J^T W r with per-landmark weights
-        a = (jf * np.sqrt(wsum)[:, None, None]).reshape(-1, self.na)           # (2L, na)
-        h = _ata(a)
-        g = jf.reshape(-1, self.na).T @ e.reshape(-1)
-        # E_expression, E_joints: diagonal
+            cost += o.w_temporal * float(d.ravel() @ d.ravel())
+            e += o.w_temporal * d
+        jf = ev.frame_jac.reshape(-1, self.nf)
+        if self.na != self.nf:
+            jf = jf[:, self.active]
+        # J^T W J = A^T A with A = sqrt(W) J (one syrk), J^T W r = J^T e (one gemv)
+        h = _ata(jf * row_w[:, None])
+        g = e.ravel() @ jf
+        # E_expression, E_joints: diagonal (the parameters themselves are the residuals)
         ie, ij = self._exp_pos, self._joint_pos
-        h[ie, ie] += o.w_expression
-        g[ie] += o.w_expression * x[self.active[ie]]
-        h[ij, ij] += o.w_joints
-        g[ij] += o.w_joints * x[self.active[ij]]
-        if self.intersect is not None:
-            r, jp = self.intersect_for(identity).residuals(x[self.s_exp], o.w_intersect)
+        xe, xj = x[self._exp_idx], x[self._joint_idx]
+        cost += o.w_expression * float(xe @ xe) + o.w_joints * float(xj @ xj)
+        h.flat[self._prior_diag] += self._prior_weight
+        g[ie] += o.w_expression * xe
+        g[ij] += o.w_joints * xj
+        if isect is not None:
+            r, jp = isect.residuals(x[self.s_exp], o.w_intersect)
             if r.size:
                 cost += float(r @ r)
-                jpa = jp[:, self.active[ie]]
-                h[np.ix_(ie, ie)] += jpa.T @ jpa
+                jpa = jp[:, self._exp_idx]
+                h[ie[:, None], ie] += jpa.T @ jpa
                 g[ie] += jpa.T @ r
-        return cost, h, g, ev
+        return cost, h, g
 
     def fit_frame(self, landmarks: Landmarks, intrinsics: Intrinsics,
                   previous: FitParams | FitResult | None = None, identity: np.ndarray | None = None) -> FitResult:
@@ -348,25 +365,25 @@ class FaceFitter:
         """Solve (H + lam diag H) d = -g by Cholesky with psi + d kept in [0, 1] (primal active set).
 
         psi at a bound whose gradient points outwards is held (d = 0); a free psi whose step would leave
-        the box is fixed at the bound (d = bound - psi) and the others are solved again, at most 4 times."""
+        the box is fixed at the bound (d = bound - psi) and the others are solved again, at most 4 times.
+        Only the free rows and columns are factored (fixed steps d_F move to the right-hand side:
+        H_FF d_F = -g_F - H_FX d_X), so the usual case of most expressions resting at 0 is a small system."""
         ie = self._exp_pos
-        dg = np.diagonal(h)
-        psi = x[self.active[ie]]
+        psi = x[self._exp_idx]
+        ge = g[ie]
         fixed = np.zeros(self.na, dtype=bool)
+        fixed[ie] = ((psi <= 0.0) & (ge > 0)) | ((psi >= 1.0) & (ge < 0))
         d = np.zeros(self.na)
-        fixed[ie] = ((psi <= 0.0) & (g[ie] > 0)) | ((psi >= 1.0) & (g[ie] < 0))
+        damp = lam * np.maximum(np.diagonal(h), 1e-9)
         for _ in range(4):
-            # fixed entries: identity rows/columns with their prescribed step, H d moved to the right side
-            hd = h.copy()
-            hd.flat[::self.na + 1] += lam * np.maximum(dg, 1e-9)
-            rhs = -g
+            free = np.flatnonzero(~fixed)
+            hf = h.take(free, axis=0)                        # (nfree, na) rows, then the free columns
+            hd = hf.take(free, axis=1)
+            hd.flat[::free.size + 1] += damp[free]
+            rhs = -g[free]
             if fixed.any():
-                rhs = rhs - hd[:, fixed] @ d[fixed]
-                rhs[fixed] = d[fixed]
-                hd[fixed, :] = 0.0
-                hd[:, fixed] = 0.0
-                hd[fixed, fixed] = 1.0
-            d = _cholesky_solve(hd, rhs)
+                rhs -= hf @ np.where(fixed, d, 0.0)
+            d[free] = _cholesky_solve(hd, rhs)
             new_psi = psi + d[ie]
             viol = ~fixed[ie] & ((new_psi < 0.0) | (new_psi > 1.0))
             if not viol.any():
@@ -378,12 +395,15 @@ class FaceFitter:
     def _lm_single(self, x, identity, cam, data, uv_prev, ev, max_iter):
         o = self.options
         lam = o.initial_lambda
-        cost, h, g, ev = self.frame_system(x, identity, cam, data, uv_prev, ev)
-        ie = self._exp_pos
+        rest = self.rest(identity)
+        isect = self.intersect_for(identity)
+        row_w = self._row_weights(data, uv_prev)
+        cost, h, g = self._frame_system(x, ev, data, uv_prev, row_w, isect)
+        used = data.used
         converged = False
         it = 0
         msg = ""
-        rest = self.rest(identity)
+        x_norm_tol = o.tolerance * (float(np.sqrt(x @ x)) + o.tolerance)
         for it in range(1, max_iter + 1):
             improved = False
             for attempt in range(8):
@@ -400,17 +420,20 @@ class FaceFitter:
                     break
                 xn = x.copy()
                 xn[self.active] += step
-                xn[self.s_exp] = np.clip(xn[self.s_exp], 0.0, 1.0)
+                np.clip(xn[self.s_exp], 0.0, 1.0, out=xn[self.s_exp])
                 evn = self._frame_eval(xn, rest, cam, jac=True)
-                if not np.all(np.isfinite(evn.uv_px)) or self._behind(evn, data):
+                z = evn.x_mm[:, 2]
+                if not np.isfinite(evn.uv_px).all() or bool(np.any((z < o.near_plane_mm) & used)):
                     lam *= 10.0
                     continue
-                cn, hn, gn, evn = self.frame_system(xn, identity, cam, data, uv_prev, evn)
+                cn, hn, gn = self._frame_system(xn, evn, data, uv_prev, row_w, isect)
                 if cn <= cost:
                     rel = (cost - cn) / max(cost, 1e-300)
-                    small_step = (np.linalg.norm(xn - x) <= o.tolerance * (np.linalg.norm(x) + o.tolerance)
+                    dx = xn - x
+                    small_step = (float(np.sqrt(dx @ dx)) <= x_norm_tol
                                   or np.abs(evn.uv_px - ev.uv_px).max() < o.tolerance_px)
                     x, cost, h, g, ev = xn, cn, hn, gn, evn
+                    x_norm_tol = o.tolerance * (float(np.sqrt(x @ x)) + o.tolerance)
                     lam = max(lam / 10.0, 1e-9)
                     improved = True
                     if rel < o.tolerance or small_step:
