@@ -89,8 +89,9 @@ def app_fps(video_path: str | os.PathLike, n_frames: int = 150, *, timeout_s: fl
     """Frames per second of the app (pipeline + overlay drawing) on ``video_path`` letterboxed to 640x480.
 
     Returns fps (video frames drawn per second, after a warm-up frame), CPU milliseconds per drawn frame
-    (process, GUI thread, worker thread: what the machine's load does not change), frames_drawn, tracked_share,
-    frames_processed (by the pipeline), frames_dropped (tracked but replaced before the window took them),
+    (process, GUI thread, worker threads: what the machine's load does not change), frames_drawn, tracked_share,
+    and over the same interval frames_processed (by the pipeline) and frames_dropped (tracked but replaced
+    before the window took them),
     and mean per-frame milliseconds: pipeline (the pipeline's ``total``), prepare (mesh and normals in the
     worker), draw (the overlay's paintGL). The video loops when it is shorter than ``n_frames``.
 
@@ -161,7 +162,9 @@ def _measure(video_path: Path, n_frames: int, model, timeout_s: float, show_land
 
     def cpu():
         w = win.worker
-        return time.process_time(), time.thread_time(), (w.thread_cpu_s if w is not None else 0.0)
+        return (time.process_time(), time.thread_time(),
+                (w.thread_cpu_s + w.prepare_cpu_s) if w is not None else 0.0,
+                w.frames_in if w is not None else 0, w.frames_dropped if w is not None else 0)
 
     def check():
         painted = win.overlay.frames_painted
@@ -181,9 +184,6 @@ def _measure(video_path: Path, n_frames: int, model, timeout_s: float, show_land
     win.open_source(str(video_path))
     loop.exec()
     timer.stop()
-    worker = win.worker
-    frames_in = worker.frames_in if worker else 0
-    dropped = worker.frames_dropped if worker else 0
     error = win.last_error
     win.close()
     app.processEvents()
@@ -200,11 +200,12 @@ def _measure(video_path: Path, n_frames: int, model, timeout_s: float, show_land
         values = [v for v in values if v is not None and np.isfinite(v)]
         return float(np.mean(values)) if values else float("nan")
 
-    (proc0, gui0, work0), (proc1, gui1, work1) = state["cpu0"], state["cpu1"]
+    (proc0, gui0, work0, in0, drop0), (proc1, gui1, work1, in1, drop1) = state["cpu0"], state["cpu1"]
+    frames_in, dropped = in1 - in0, drop1 - drop0
     return {
         "fps": drawn / elapsed,
         # CPU per drawn frame, which the machine's load does not change: the whole process (GL rasterising
-        # in Mesa's threads included), the GUI thread, and the worker thread (pipeline, recording, prepare)
+        # in Mesa's threads included), the GUI thread, and the worker threads (pipeline and recording; prepare)
         "cpu_ms_per_frame": (proc1 - proc0) * 1e3 / drawn,
         "gui_thread_cpu_ms_per_frame": (gui1 - gui0) * 1e3 / drawn,
         "worker_thread_cpu_ms_per_frame": (work1 - work0) * 1e3 / drawn,

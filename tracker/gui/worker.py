@@ -1,9 +1,11 @@
 """The worker thread: runs the tracking iterator, records, prepares display frames, drops what the GUI can't show.
 
 The GUI thread never computes. This QThread pulls TrackedFrames from an iterator (the pipeline over a frame
-source, or a session replay), writes them to the recorder when recording, prepares a DisplayFrame, and
-publishes it in a one-slot mailbox: if the GUI has not taken the previous frame yet, that frame is replaced
-(dropped) rather than queued, so the display never lags behind. One ``frameReady`` signal is emitted per
+source, or a session replay) and writes them to the recorder when recording (every frame). A second thread
+prepares what is drawn (posed mesh, normals; :class:`~tracker.gui.display.FramePreparer`) while the next
+frame is tracked (tracking waits rather than running more than one frame ahead), and publishes it in a
+one-slot mailbox: if the GUI has not taken the previous frame yet, that one is replaced (dropped) rather than
+queued, so the display never lags behind. One ``frameReady`` signal is emitted per
 frame that finds the mailbox empty; the GUI takes the newest frame with :meth:`TrackingWorker.take`.
 Errors (camera unplugged, unreadable file, disk full while recording) end up as a ``failed(str)`` signal in
 words; a recording error stops the recording (closed properly) but not the tracking.
@@ -23,6 +25,9 @@ from tracker.gui.display import DisplayFrame, FramePreparer
 from tracker.types import TrackedFrame
 
 log = logging.getLogger(__name__)
+
+#: the longest the prepare thread waits for the window to take the previous frame before replacing it
+PUBLISH_WAIT_S = 0.05
 
 
 def describe_error(exc: BaseException) -> str:
@@ -61,6 +66,7 @@ class TrackingWorker(QtCore.QThread):
         self.preparer = preparer
         self._recorder_factory = recorder_factory
         self._lock = threading.Lock()
+        self._slot_cond = threading.Condition(self._lock)
         self._slot: DisplayFrame | None = None
         self._stop = threading.Event()
         self._paused = threading.Event()
@@ -75,18 +81,28 @@ class TrackingWorker(QtCore.QThread):
         self.record_ms = 0.0
         self.run_object = None
         self.thread_cpu_s = 0.0
+        self.prepare_cpu_s = 0.0
+        self._prep_cond = threading.Condition()
+        self._prep_slot: TrackedFrame | None = None
+        self._prep_done = False
+        self._prep_error: BaseException | None = None
 
     # ---- called from the GUI thread
     def take(self) -> DisplayFrame | None:
         """The newest prepared frame, or None; empties the mailbox."""
-        with self._lock:
+        with self._slot_cond:
             item, self._slot = self._slot, None
+            self._slot_cond.notify_all()
         if item is not None:
             self.frames_shown += 1
         return item
 
     def stop(self) -> None:
         self._stop.set()
+        with self._prep_cond:
+            self._prep_cond.notify_all()
+        with self._slot_cond:
+            self._slot_cond.notify_all()
 
     def set_paused(self, paused: bool) -> None:
         if paused:
@@ -112,6 +128,8 @@ class TrackingWorker(QtCore.QThread):
     def run(self) -> None:  # noqa: C901 - one loop with its error paths
         why = "stopped"
         frames = None
+        prep = threading.Thread(target=self._prepare_loop, name="display-prepare", daemon=True)
+        prep.start()
         try:
             frames = self._make_frames()
             self.run_object = frames
@@ -126,8 +144,7 @@ class TrackingWorker(QtCore.QThread):
                 self.frames_in += 1
                 self.thread_cpu_s = time.thread_time()  # this thread's CPU so far (the benchmark reads it)
                 self._handle_recording(tf)
-                item = self.preparer.prepare(tf)
-                self._publish(item)
+                self._hand_over(tf)
                 if self.pause_after is not None:
                     self.pause_after -= 1
                     if self.pause_after <= 0:
@@ -147,10 +164,52 @@ class TrackingWorker(QtCore.QThread):
                     close()
                 except Exception as exc:  # noqa: BLE001
                     log.debug("closing the frame iterator: %s", exc)
+            with self._prep_cond:
+                self._prep_done = True
+                self._prep_cond.notify_all()
+            prep.join()  # the last frame is shown before "ended"
+            if self._prep_error is not None:
+                why = f"drawing failed: {describe_error(self._prep_error)}"
+                self.failed.emit(why)
             self.ended.emit(why)
 
+    # ---- the second stage: preparing what is drawn runs beside the next frame's tracking
+    def _hand_over(self, tf: TrackedFrame) -> None:
+        """Give a tracked frame to the prepare thread, waiting while it still has one: tracking runs at most
+        one frame ahead of preparing (no work is spent on frames that would be dropped; a camera source drops
+        stale frames itself)."""
+        with self._prep_cond:
+            self._prep_cond.wait_for(lambda: self._prep_slot is None or self._prep_error is not None
+                                     or self._stop.is_set())
+            self._prep_slot = tf
+            self._prep_cond.notify_all()
+
+    def _prepare_loop(self) -> None:
+        while True:
+            with self._prep_cond:
+                self._prep_cond.wait_for(lambda: self._prep_slot is not None or self._prep_done)
+                tf, self._prep_slot = self._prep_slot, None
+                self._prep_cond.notify_all()  # the tracking thread may hand over the next one
+            if tf is None:
+                return
+            try:
+                item = self.preparer.prepare(tf)
+            except Exception as exc:  # noqa: BLE001 - reported by the worker thread in words
+                log.error("preparing a frame for display failed: %s", exc, exc_info=True)
+                with self._prep_cond:
+                    self._prep_error = exc
+                    self._stop.set()
+                    self._prep_cond.notify_all()
+                return
+            self.prepare_cpu_s = time.thread_time()
+            self._publish(item)
+
     def _publish(self, item: DisplayFrame) -> None:
-        with self._lock:
+        """Into the GUI's mailbox. While the GUI still has the previous frame, wait a little (a slow display
+        then slows the work instead of wasting it on frames it would drop), then replace it (dropped): a
+        stalled window never stalls tracking or recording for longer than ``PUBLISH_WAIT_S``."""
+        with self._slot_cond:
+            self._slot_cond.wait_for(lambda: self._slot is None or self._stop.is_set(), timeout=PUBLISH_WAIT_S)
             was_empty = self._slot is None
             if not was_empty:
                 self.frames_dropped += 1
