@@ -36,6 +36,7 @@ import numpy as np
 from tracker.face.model import HeadModel
 
 HULL_PLANES = 48
+BOUND_PLANES = 4
 EYELID_MARGIN_CM = 0.4
 LIP_MARGIN_CM = 0.4
 EYE_JOINTS = (2, 3)
@@ -301,9 +302,10 @@ class PackedIntersect:
     only penetrate where ``bound_offset + bound_gain @ psi < 0`` ((V,) and (V, n_exp)), a lower bound on its
     margin that is linear in psi. Eyelids: |x - c| >= n0.(x - c) = |x0 - c| + n0.(B psi) for the unit
     direction n0 at psi = 0, so inside (|x - c| < radius) needs |x0 - c| - radius + n0.(B psi) < 0.
-    Lips: inside the hull needs every plane negative, in particular the own plane j*:
-    n_j*.(x0 - c0) + p_j* + n_j*.((B - S_h) psi) < 0. One gemv then tells which vertices need the exact test
-    (usually none)."""
+    Lips: inside the hull needs every plane negative, and each plane's value n_j.(x0 - c0) + p_j +
+    n_j.((B - S_h) psi) is exactly linear in psi: the ``BOUND_PLANES`` planes nearest at psi = 0 give
+    BOUND_PLANES rows per lip vertex, all of which must be negative. One gemv then tells which vertices need
+    the exact test (usually none)."""
 
     rest_cm: np.ndarray
     exp_basis: np.ndarray
@@ -353,10 +355,13 @@ class PackedIntersect:
         d0 = rest[:n_eye] - centre
         dist0 = np.linalg.norm(d0, axis=1)
         n0 = d0 / np.maximum(dist0, 1e-12)[:, None]
-        n_own = normals[own]
-        b_off = np.concatenate([dist0 - radius, np.einsum("va,va->v", rest[n_eye:], n_own) + offsets[hidx, own]])
+        # lips: the BOUND_PLANES planes nearest at psi = 0 (each exactly linear in psi), (V_lip, P) rows
+        s0 = rest[n_eye:] @ normals.T + offsets[hidx]                          # (V_lip, J)
+        top = np.argsort(-s0, axis=1)[:, :BOUND_PLANES] if hidx.size else np.zeros((0, BOUND_PLANES), np.int64)
+        n_top = normals[top]                                                  # (V_lip, P, 3)
+        b_off = np.concatenate([dist0 - radius, np.take_along_axis(s0, top, axis=1).ravel()])
         b_gain = np.concatenate([np.einsum("va,vai->vi", n0, basis[:n_eye]),
-                                 np.einsum("va,vai->vi", n_own, basis[n_eye:] - shift[hidx])])
+                                 np.einsum("vpa,vai->vpi", n_top, basis[n_eye:] - shift[hidx]).reshape(-1, n_exp)])
         return cls(rest, basis, n_eye, centre, radius, hidx, normals, offsets, shift, own,
                    b_off, np.ascontiguousarray(b_gain.reshape(-1, n_exp)))
 
@@ -369,12 +374,13 @@ class PackedIntersect:
         """r (R,) and dr/dpsi (R, n_exp) (None without ``jacobian``)."""
         n_exp = self.exp_basis.shape[2]
         psi = np.asarray(psi, dtype=np.float64)
-        cand = np.flatnonzero(self.bound_offset + self.bound_gain @ psi < 0.0) if self.bound_offset.size else \
-            np.zeros(0, dtype=np.int64)
+        ne = self.n_eye
+        neg = self.bound_offset + self.bound_gain @ psi < 0.0
+        # eyelids: one bound row each; lips: inside only if all of their BOUND_PLANES rows are negative
+        cand = np.flatnonzero(np.concatenate([neg[:ne], neg[ne:].reshape(-1, BOUND_PLANES).all(axis=1)]))
         if cand.size == 0:
             return np.zeros(0), (np.zeros((0, n_exp)) if jacobian else None)
         sw = np.sqrt(weight)
-        ne = self.n_eye
         x = self.rest_cm[cand] + np.einsum("vai,i->va", self.exp_basis[cand], psi)
         eye = cand < ne
         # E_eyeballs: r = radius - |x - c| for eyelid vertices inside the sphere
