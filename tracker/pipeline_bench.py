@@ -6,11 +6,12 @@ On the same decoded frames, in one run, one thread each where the library allows
 - MediaPipe Face Mesh in tracking mode (``solutions.face_mesh``, ``static_image_mode=False``,
   ``refine_landmarks=False``, one face): ms per frame (BGR->RGB included) and the share of frames with a face.
   MediaPipe runs its graph on its own threads and this API has no setting for one thread, so the whole
-  process is pinned to one CPU core (``--no-pin`` to not);
+  process is pinned to one CPU core (``--no-pin`` to not) for these two measurements;
 - the ratio ours / MediaPipe of the per-frame processing time (decoding excluded from both), in wall time
   and in CPU time (``time.process_time``: all the process's threads), which a loaded machine disturbs less;
-- recording overhead: tracking with the session writer on vs off (off, on, off, to cancel drift) in wall
-  time and in the tracking thread's CPU time, and the time ``SessionWriter.write`` takes on that thread;
+- recording overhead (unpinned again, as the app runs: the writer's encoder thread may use another core):
+  tracking with the session writer on vs off (off, on, off, to cancel drift) in wall time and in the
+  tracking thread's CPU time, and the time ``SessionWriter.write`` takes on that thread;
 - the app's frame rate with the overlay under Xvfb (``tracker.gui.bench.app_fps``) when it is available.
 
 Frames are decoded once into memory first (``decode`` is that time per frame), so both trackers see exactly
@@ -52,7 +53,8 @@ def _pin_one_thread(pin_core: bool = True) -> dict:
     info: dict = {}
     if pin_core and hasattr(os, "sched_setaffinity"):
         try:
-            core = min(os.sched_getaffinity(0))
+            _ORIGINAL_AFFINITY.update(os.sched_getaffinity(0))
+            core = min(_ORIGINAL_AFFINITY)
             os.sched_setaffinity(0, {core})
             info["pinned_to_core"] = core
         except OSError as exc:
@@ -69,6 +71,15 @@ def _pin_one_thread(pin_core: bool = True) -> dict:
     except ImportError:
         info["blas_threads"] = "OMP_NUM_THREADS" if os.environ.get("OMP_NUM_THREADS") == "1" else "unpinned"
     return info
+
+
+_ORIGINAL_AFFINITY: set[int] = set()
+
+
+def _unpin() -> None:
+    """Back to the CPU cores the process had (the recorder's encoder thread and the app use a second core)."""
+    if _ORIGINAL_AFFINITY and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, _ORIGINAL_AFFINITY)
 
 
 def _stats(values: list[float]) -> dict:
@@ -251,6 +262,7 @@ def run(args) -> dict:
         results["ratio_ours_over_mediapipe_median"] = (ours["processing_ms"]["median"]
                                                        / mp["processing_ms"]["median"])
         results["ratio_ours_over_mediapipe_cpu"] = ours["cpu_ms_per_frame"] / mp["cpu_ms_per_frame"]
+    _unpin()  # recording and the app run as they would for a user: tracking thread plus helper threads
     if not args.no_recording:
         results["recording"] = bench_recording(pipeline, frames, src.fps)
     if not args.no_app:

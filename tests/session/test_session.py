@@ -173,7 +173,8 @@ def test_almost_full_disk_stops_before_it_is_full(shared_data, tmp_path):
     rng = np.random.default_rng(0)
     with VideoSource(shared_data / CLIP) as src:
         w = SessionWriter(tmp_path / "s", fps=src.fps, options=WriterOptions(min_free_mb=1e12))
-        w.write(fake_tracked(next(iter(src)), rng))
+        with pytest.raises(SessionWriteError, match="the disk is almost full .*1 frames recorded and kept"):
+            w.write(fake_tracked(next(iter(src)), rng))
         summary = w.close()
     assert "the disk is almost full" in summary.error and summary.frames == 1
 

@@ -1,14 +1,14 @@
 """Recording a session: :class:`SessionWriter` appends frames as they are tracked, crash-safe.
 
-The caller's thread encodes the binary record (about 0.1 ms, :mod:`tracker.session.records`) and queues it
-with the image; a background thread encodes the video segments and appends the record. That thread only
-calls ``os.write`` and the video encoder, which release the GIL, so it never holds the tracking thread up.
-Each record is one ``os.write`` to a file opened with ``O_APPEND`` (no user-space buffer, so a killed
-process loses no record it had written) and the file is ``fsync``'d every ``fsync_interval_s`` (so a power cut loses at most that much). Video segments are closed
-every ``segment_s`` seconds (see :mod:`tracker.session`).
+The caller's thread encodes the frame's binary record and appends it at once (about 0.15 ms,
+:mod:`tracker.session.records`): one ``os.write`` to a file opened with ``O_APPEND``, no user-space buffer,
+so a killed process loses no record it had written. The image is queued for a background thread that
+encodes the video segments (``segment_s`` long, see :mod:`tracker.session`) with a raised niceness, so that
+on a busy CPU the tracking thread goes first; it calls only the encoder and ``fsync`` (records every
+``fsync_interval_s``, so a power cut loses at most that much), which release the GIL.
 
-The queue is bounded: when the disk is slower than the camera, ``write`` waits (back-pressure) rather than
-dropping frames silently. Faults (disk full, a write error, a video that cannot be encoded) stop the
+The queue is bounded: when the encoder or the disk is slower than the camera, ``write`` waits
+(back-pressure) rather than dropping frames silently. Faults (disk full, a write error, a video that cannot be encoded) stop the
 recording: the files are closed, ``meta.json`` says why, :attr:`SessionWriter.error` holds a
 :class:`SessionWriteError` whose message is for the user, :attr:`SessionWriter.status` is a line the GUI
 shows, and the next ``write`` raises that error. Everything recorded before the fault stays readable.
@@ -62,9 +62,11 @@ def _describe_os_error(exc: OSError) -> str:
 @dataclass(frozen=True)
 class WriterOptions:
     """video: record the frames (else records only); segment_s: video segment length; queue_frames: frames
-    waiting for the disk before ``write`` blocks; fsync_interval_s: how often records reach the disk even
+    waiting for the encoder before ``write`` blocks; fsync_interval_s: how often records reach the disk even
     through a power cut; min_free_mb: stop cleanly when the disk has less free space than this;
-    block_timeout_s: the longest ``write`` waits for room in the queue before it reports the disk as too slow."""
+    block_timeout_s: the longest ``write`` waits for room in the queue before it reports the disk as too slow;
+    nice: added to the encoder thread's niceness (Linux), so that when the CPU is short the tracking thread
+    goes first and the video catches up from the queue."""
 
     video: bool = True
     segment_s: float = 0.5
@@ -72,6 +74,7 @@ class WriterOptions:
     fsync_interval_s: float = 0.5
     min_free_mb: float = 50.0
     block_timeout_s: float = 10.0
+    nice: int = 10
 
 
 @dataclass
@@ -140,6 +143,7 @@ class SessionWriter:
         self.lost_frames = 0
         self.bytes_written = 0
         self._queued_video_frames = 0
+        self._video_failed = False
         self._first_ts: int | None = None
         self._last_ts: int | None = None
         self._closed = False
@@ -182,34 +186,51 @@ class SessionWriter:
                 f"{self.bytes_written / 1e6:.1f} MB of records, {self.video_frames} video frames")
 
     def write(self, tracked: TrackedFrame, video: bool = True) -> None:
-        """Queue one tracked frame (and its image unless ``video`` is False). Returns at once unless the disk
-        is behind by ``queue_frames`` frames. Raises SessionWriteError after a fault or once closed."""
+        """Record one tracked frame: its record is appended at once (about 0.15 ms: encoding plus one
+        ``os.write``), its image (unless ``video`` is False) is queued for the encoder thread. Returns at once
+        unless the encoder is behind by ``queue_frames`` frames. Raises SessionWriteError after a fault or once
+        closed."""
         if self.error is not None:
             raise self.error
         if self._closed:
             raise SessionWriteError(f"the recording {self.folder} is closed")
-        # The record is encoded here (about 0.1 ms): the writer thread then only calls os.write and the video
-        # encoder, which release the GIL, so it never holds the tracking thread up.
-        with_video = bool(video and self.options.video)
-        video_frame = None
-        if with_video:
-            video_frame = self._queued_video_frames
-            self._queued_video_frames += 1
-        item = (encode_record(record_from_tracked(tracked, video_frame)),
-                tracked.frame.image if with_video else None, int(tracked.frame.timestamp_ns))
-        deadline = time.monotonic() + self.options.block_timeout_s
-        while True:
+        with_video = bool(video and self.options.video) and not self._video_failed
+        video_frame = self._queued_video_frames if with_video else None
+        data = encode_record(record_from_tracked(tracked, video_frame))
+        try:
+            _write_all(self._fd, data)
+        except OSError as exc:
+            self._fail(SessionWriteError(
+                f"recording stopped: {_describe_os_error(exc)} while writing {self.folder} "
+                f"({self.frames_written} frames recorded and kept)"))
+            raise self.error from None
+        self.bytes_written += len(data)
+        self.frames_written += 1
+        ts = int(tracked.frame.timestamp_ns)
+        self._first_ts = ts if self._first_ts is None else self._first_ts
+        self._last_ts = ts
+        now = time.monotonic()
+        if now - self._last_space_check >= 1.0:
+            self._last_space_check = now
             try:
-                self._queue.put(item, timeout=0.2)
-                return
-            except queue.Full:
-                if self.error is not None:
-                    raise self.error from None
-                if not self._thread.is_alive() or time.monotonic() > deadline:
-                    self._fail(SessionWriteError(
-                        f"recording stopped: the disk cannot keep up ({self.frames_written} frames recorded "
-                        f"in {self.folder})"))
-                    raise self.error from None
+                self._check_space()
+            except SessionWriteError as exc:
+                self._fail(exc)
+        if with_video:
+            self._queued_video_frames += 1
+            deadline = now + self.options.block_timeout_s
+            while True:
+                try:
+                    self._queue.put((tracked.frame.image, video_frame), timeout=0.2)
+                    break
+                except queue.Full:
+                    if not self._thread.is_alive() or time.monotonic() > deadline:
+                        self._fail(SessionWriteError(
+                            f"recording stopped: the disk cannot keep up with the video "
+                            f"({self.frames_written} frames recorded in {self.folder})"))
+                        break
+        if self.error is not None:
+            raise self.error
 
     def close(self, reason: str = "") -> SessionSummary:
         """Finish: drain the queue, close the files, update ``meta.json``. ``reason``: why the recording ended
@@ -228,6 +249,12 @@ class SessionWriter:
 
     # ------------------------------------------------------------------ writer thread
     def _run(self) -> None:
+        if self.options.nice and hasattr(os, "setpriority") and hasattr(threading, "get_native_id"):
+            try:  # Linux: a thread's own niceness; the tracking thread goes first when the CPU is short
+                tid = threading.get_native_id()
+                os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + self.options.nice)
+            except OSError as exc:
+                log.debug("writer thread priority unchanged: %s", exc)
         try:
             while True:
                 try:
@@ -237,45 +264,38 @@ class SessionWriter:
                     continue
                 if item is _STOP:
                     break
-                if self.error is not None:
+                if self._video_failed:
                     self.lost_frames += 1
                     continue
                 try:
-                    self._write_item(*item)
-                except SessionWriteError as exc:
-                    self._fail(exc)
-                except OSError as exc:
-                    self._fail(SessionWriteError(
-                        f"recording stopped: {_describe_os_error(exc)} while writing {self.folder} "
-                        f"({self.frames_written} frames recorded and kept)"))
-                except Exception as exc:  # noqa: BLE001 - any other fault still closes the files properly
-                    log.exception("session writer failed")
-                    self._fail(SessionWriteError(f"recording stopped: {exc} ({self.frames_written} frames "
-                                                 f"recorded and kept in {self.folder})"))
+                    self._write_video(item[0])
+                    self._maybe_fsync()
+                except (SessionWriteError, OSError, Exception) as exc:  # noqa: BLE001 - closed properly below
+                    self._video_failed = True
+                    if isinstance(exc, SessionWriteError):
+                        self._fail(exc)
+                    elif isinstance(exc, OSError):
+                        self._fail(SessionWriteError(
+                            f"recording stopped: {_describe_os_error(exc)} while writing {self.folder} "
+                            f"({self.frames_written} frames recorded and kept)"))
+                    else:
+                        log.exception("session video writer failed")
+                        self._fail(SessionWriteError(f"recording stopped: {exc} ({self.frames_written} frames "
+                                                     f"recorded and kept in {self.folder})"))
         finally:
             self._finish()
 
     def _idle(self) -> None:
-        if self._video is not None and time.monotonic() - self._segment_opened >= self.options.segment_s:
-            try:
+        try:
+            if self._video is not None and time.monotonic() - self._segment_opened >= self.options.segment_s:
                 self._close_segment()
-            except SessionWriteError as exc:
-                self._fail(exc)
-        self._maybe_fsync()
-
-    def _write_item(self, data: bytes, image, timestamp_ns: int) -> None:
-        if image is not None:
-            self._write_video(image)
-        _write_all(self._fd, data)
-        self.bytes_written += len(data)
-        self.frames_written += 1
-        self._first_ts = timestamp_ns if self._first_ts is None else self._first_ts
-        self._last_ts = timestamp_ns
-        self._maybe_fsync()
-        now = time.monotonic()
-        if now - self._last_space_check >= 1.0:
-            self._last_space_check = now
-            self._check_space()
+            self._maybe_fsync()
+        except SessionWriteError as exc:
+            self._video_failed = True
+            self._fail(exc)
+        except OSError as exc:
+            self._fail(SessionWriteError(f"recording stopped: {_describe_os_error(exc)} while saving "
+                                         f"{self.folder} ({self.frames_written} frames recorded and kept)"))
 
     def _check_space(self) -> None:
         try:
@@ -374,7 +394,8 @@ class SessionWriter:
             "error": "" if self.error is None else str(self.error), "lost_frames": self.lost_frames,
         })
         if self.error is not None and self.lost_frames:
-            self.error = SessionWriteError(f"{self.error} ({self.lost_frames} later frames were not recorded)")
+            self.error = SessionWriteError(f"{self.error} ({self.lost_frames} video frames could not be encoded; "
+                                           f"their records are kept)")
             self.meta["error"] = str(self.error)
         try:
             self._write_meta()
