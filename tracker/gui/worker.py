@@ -242,9 +242,9 @@ class TrackingWorker(QtCore.QThread):
                 self._recorded += 1
             except Exception as exc:  # noqa: BLE001 - disk full, write error: stop recording, keep tracking
                 folder = self._recorder_folder
+                self._close_recorder()  # closed before the window hears of it
                 self.recordingFailed.emit(f"recording stopped: {describe_error(exc)}; the frames recorded so "
                                           f"far are kept in {folder}")
-                self._close_recorder()
             self.record_ms = (time.perf_counter() - t0) * 1e3
 
     def _close_recorder(self) -> None:
