@@ -86,6 +86,7 @@ class TrainOptions:
     threads: int = 1
     seed: int = 0
     select_source: str = "300w-train"
+    reset_best: bool = False
 
 
 def lr_at(step: int, opts: TrainOptions, progress: float | None = None) -> float:
@@ -247,6 +248,8 @@ def train(opts: TrainOptions) -> dict:
         opt.load_state_dict(ckpt["optimizer"])
         step, epoch, best = int(ckpt["step"]), float(ckpt["epoch"]), float(ckpt["best_nme"])
         trained_s = float(ckpt.get("trained_s", 0.0))
+        if opts.reset_best:
+            best = float("inf")
         summary = ckpt.get("summary", {})
         log.info("resumed %s at step %d (best NME %.2f)", last, step, best)
     elif opts.init is not None:
@@ -357,6 +360,8 @@ def parse_args(argv: list[str] | None = None) -> TrainOptions:
     p.add_argument("--data", type=Path, nargs="*", default=[], help="training npz files")
     p.add_argument("--val", type=Path, nargs="*", default=[], help="validation npz files")
     p.add_argument("--resume", action="store_true", help="continue OUT/last.pt")
+    p.add_argument("--reset-best", action="store_true",
+                   help="with --resume: forget the best NME so far (the validation data changed)")
     p.add_argument("--init", type=Path, default=None, help="start from this checkpoint's weights, fresh schedule")
     for name in ("input_size", "batch", "steps", "warmup", "val_max", "threads", "seed"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
