@@ -35,6 +35,9 @@ class FitOptions:
       model for the next step) or the relative step falls below it;
       ``tolerance_px`` 0.01: or when an accepted step moves no landmark by more than this (px).
     - ``initial_lambda`` 1e-3 (LM damping, scaled by diag(J^T J)).
+    - ``chord_steps`` 3: in warm-started tracking, up to this many consecutive LM steps reuse the last
+      landmark Jacobian (chord steps: true residuals and cost, J^T W r with the recent J), so a frame
+      usually evaluates one Jacobian; 0 evaluates it at every step.
     - ``sparsity_threshold_cm`` 1e-3: basis entries moving a landmark by at most this are dropped (Sec. 3.3).
     Input checks (degenerate input is reported, never fitted):
     - ``min_landmarks`` 8 informative landmarks needed; ``max_sigma_fraction`` 0.05: a landmark is
@@ -55,6 +58,7 @@ class FitOptions:
     tolerance: float = 1e-3
     tolerance_px: float = 0.01
     initial_lambda: float = 1e-3
+    chord_steps: int = 3
     sparsity_threshold_cm: float = 1e-3
     min_landmarks: int = 8
     max_sigma_fraction: float = 0.05
@@ -70,6 +74,8 @@ class FitOptions:
             raise ValueError("FitOptions.w_landmarks must be > 0")
         if min(self.max_iterations, self.max_iterations_init, self.max_iterations_batch) < 1:
             raise ValueError("FitOptions.max_iterations* must be >= 1")
+        if self.chord_steps < 0:
+            raise ValueError(f"FitOptions.chord_steps must be >= 0, got {self.chord_steps}")
 
 
 def landmark_residuals(uv_px: np.ndarray, duv: np.ndarray, mu_px: np.ndarray, sigma_px: np.ndarray,

@@ -277,6 +277,26 @@ class FaceFitter:
     def _frame_system(self, x: np.ndarray, ev, data: _FrameInput, uv_prev: np.ndarray | None,
                       row_w: np.ndarray, isect: PackedIntersect | None):
         """cost, H, g of one frame from an evaluation with Jacobian (``row_w`` from :meth:`_row_weights`)."""
+        jf = self._jacobian_rows(ev)
+        cost, g, h = self._residual_terms(x, ev, jf, data, uv_prev, isect, self._gauss_newton_h(jf, row_w))
+        return cost, h, g
+
+    def _jacobian_rows(self, ev) -> np.ndarray:
+        """(2L, na): the landmark Jacobian over the active per-frame columns."""
+        jf = ev.frame_jac.reshape(-1, self.nf)
+        return jf if self.na == self.nf else jf[:, self.active]
+
+    def _gauss_newton_h(self, jf: np.ndarray, row_w: np.ndarray) -> np.ndarray:
+        """J^T W J of Eq. 2 (+ E_temporal) as A^T A with A = sqrt(W) J (one syrk), plus the diagonal priors
+        E_expression, E_joints (their residuals are the parameters themselves)."""
+        h = _ata(jf * row_w[:, None])
+        h.flat[self._prior_diag] += self._prior_weight
+        return h
+
+    def _residual_terms(self, x: np.ndarray, ev, jf: np.ndarray, data: _FrameInput,
+                        uv_prev: np.ndarray | None, isect: PackedIntersect | None, h_base: np.ndarray):
+        """cost, g = J^T r and H = ``h_base`` + E_intersect's J^T J at ``x``, with the landmark residuals of
+        ``ev`` (at ``x``) and the landmark Jacobian ``jf`` (at ``x``, or a recent point for chord steps)."""
         o = self.options
         res = ev.uv_px - data.mu
         # Eq. 2 (+ E_temporal): e = W r, cost = r^T W r
@@ -286,27 +306,22 @@ class FaceFitter:
             d = ev.uv_px - uv_prev
             cost += o.w_temporal * float(d.ravel() @ d.ravel())
             e += o.w_temporal * d
-        jf = ev.frame_jac.reshape(-1, self.nf)
-        if self.na != self.nf:
-            jf = jf[:, self.active]
-        # J^T W J = A^T A with A = sqrt(W) J (one syrk), J^T W r = J^T e (one gemv)
-        h = _ata(jf * row_w[:, None])
         g = e.ravel() @ jf
-        # E_expression, E_joints: diagonal (the parameters themselves are the residuals)
         ie, ij = self._exp_pos, self._joint_pos
         xe, xj = x[self._exp_idx], x[self._joint_idx]
         cost += o.w_expression * float(xe @ xe) + o.w_joints * float(xj @ xj)
-        h.flat[self._prior_diag] += self._prior_weight
         g[ie] += o.w_expression * xe
         g[ij] += o.w_joints * xj
+        h = h_base
         if isect is not None:
             r, jp = isect.residuals(x[self.s_exp], o.w_intersect)
             if r.size:
                 cost += float(r @ r)
                 jpa = jp[:, self._exp_idx]
+                h = h_base.copy()
                 h[ie[:, None], ie] += jpa.T @ jpa
                 g[ie] += jpa.T @ r
-        return cost, h, g
+        return cost, g, h
 
     def fit_frame(self, landmarks: Landmarks, intrinsics: Intrinsics,
                   previous: FitParams | FitResult | None = None, identity: np.ndarray | None = None) -> FitResult:
@@ -355,7 +370,8 @@ class FaceFitter:
                                     "face is behind the camera: PnP puts the landmarks at z = "
                                     f"{ev.x_mm[data.used, 2].min():.0f} mm")
         max_iter = o.max_iterations if previous is not None else max(o.max_iterations, o.max_iterations_init)
-        x, cost, iters, converged, msg = self._lm_single(x, identity, cam, data, uv_prev, ev, max_iter)
+        x, cost, iters, converged, msg = self._lm_single(x, identity, cam, data, uv_prev, ev, max_iter,
+                                                         o.chord_steps if previous is not None else 0)
         params = self.unpack(x, identity, focal)
         self._last_eval = ((self.pack(params).tobytes(), identity.tobytes(), cam), self._last_ev)
         uv = _distort(self._last_ev.uv_px, self._last_ev.x_mm, intrinsics)
@@ -392,25 +408,38 @@ class FaceFitter:
             d[ie[viol]] = np.clip(new_psi[viol], 0.0, 1.0) - psi[viol]
         return d
 
-    def _lm_single(self, x, identity, cam, data, uv_prev, ev, max_iter):
+    def _lm_single(self, x, identity, cam, data, uv_prev, ev, max_iter, chord: int = 0):
+        """Levenberg-Marquardt from ``x`` whose evaluation (with Jacobian) is ``ev``.
+
+        ``chord`` > 0 (warm-started tracking): up to that many consecutive steps reuse the last landmark
+        Jacobian J (chord / Shamanskii steps): each costs a residual evaluation only, with the true residual
+        and cost at the new point, g = J^T W r(x) and the same J^T W J. Frame to frame the pose moves a few
+        degrees, so J barely changes; a rejected chord step refreshes J first. The Jacobian at the final
+        point is evaluated once (the next frame's first step uses it), so a frame usually costs one Jacobian.
+        """
         o = self.options
         lam = o.initial_lambda
         rest = self.rest(identity)
         isect = self.intersect_for(identity)
         row_w = self._row_weights(data, uv_prev)
-        cost, h, g = self._frame_system(x, ev, data, uv_prev, row_w, isect)
         used = data.used
+        jf = self._jacobian_rows(ev)
+        hb = self._gauss_newton_h(jf, row_w)
+        cost, g, h = self._residual_terms(x, ev, jf, data, uv_prev, isect, hb)
+        fresh, age = True, 0          # jf is the Jacobian at x; chord steps since it was evaluated
         converged = False
         it = 0
         msg = ""
         x_norm_tol = o.tolerance * (float(np.sqrt(x @ x)) + o.tolerance)
         for it in range(1, max_iter + 1):
             improved = False
-            for attempt in range(8):
+            attempt = 0
+            while attempt < 8:
                 try:
                     step = self._bounded_step(h, g, x, lam)
                 except (np.linalg.LinAlgError, ValueError):
                     lam *= 10.0
+                    attempt += 1
                     continue
                 # the Gauss-Newton model's predicted decrease: when it is negligible, stop without evaluating
                 pred = -(g @ step + 0.5 * step @ (h @ step))
@@ -421,25 +450,42 @@ class FaceFitter:
                 xn = x.copy()
                 xn[self.active] += step
                 np.clip(xn[self.s_exp], 0.0, 1.0, out=xn[self.s_exp])
-                evn = self._frame_eval(xn, rest, cam, jac=True)
+                use_chord = age < chord
+                evn = self._frame_eval(xn, rest, cam, jac=not use_chord)
                 z = evn.x_mm[:, 2]
-                if not np.isfinite(evn.uv_px).all() or bool(np.any((z < o.near_plane_mm) & used)):
-                    lam *= 10.0
-                    continue
-                cn, hn, gn = self._frame_system(xn, evn, data, uv_prev, row_w, isect)
-                if cn <= cost:
+                ok = np.isfinite(evn.uv_px).all() and not bool(np.any((z < o.near_plane_mm) & used))
+                if ok:
+                    if use_chord:
+                        jfn, hbn = jf, hb
+                    else:
+                        jfn = self._jacobian_rows(evn)
+                        hbn = self._gauss_newton_h(jfn, row_w)
+                    cn, gn, hn = self._residual_terms(xn, evn, jfn, data, uv_prev, isect, hbn)
+                if ok and cn <= cost:
                     rel = (cost - cn) / max(cost, 1e-300)
                     dx = xn - x
                     small_step = (float(np.sqrt(dx @ dx)) <= x_norm_tol
                                   or np.abs(evn.uv_px - ev.uv_px).max() < o.tolerance_px)
-                    x, cost, h, g, ev = xn, cn, hn, gn, evn
+                    x, cost, h, g, ev, jf, hb = xn, cn, hn, gn, evn, jfn, hbn
+                    fresh, age = (False, age + 1) if use_chord else (True, 0)
                     x_norm_tol = o.tolerance * (float(np.sqrt(x @ x)) + o.tolerance)
                     lam = max(lam / 10.0, 1e-9)
                     improved = True
                     if rel < o.tolerance or small_step:
                         converged = True
                     break
+                if not fresh or use_chord:
+                    # a stale Jacobian may be why the step failed: refresh it at x before damping more
+                    if not fresh:
+                        ev = self._frame_eval(x, rest, cam, jac=True)
+                        jf = self._jacobian_rows(ev)
+                        hb = self._gauss_newton_h(jf, row_w)
+                        cost, g, h = self._residual_terms(x, ev, jf, data, uv_prev, isect, hb)
+                    fresh, age = True, chord
+                    attempt += 1
+                    continue
                 lam *= 10.0
+                attempt += 1
             if not improved:
                 converged = True  # no descent step exists at this damping: a (local) minimum
                 msg = ""
@@ -448,6 +494,9 @@ class FaceFitter:
                 break
         if not converged:
             msg = f"stopped after {max_iter} iterations"
+        if not fresh:
+            # the Jacobian at the final point, reused by the next frame's first step
+            ev = self._frame_eval(x, rest, cam, jac=True)
         self._last_ev = ev
         return x, cost, it, converged, msg
 
