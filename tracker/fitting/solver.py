@@ -370,8 +370,10 @@ class FaceFitter:
                                     "face is behind the camera: PnP puts the landmarks at z = "
                                     f"{ev.x_mm[data.used, 2].min():.0f} mm")
         max_iter = o.max_iterations if previous is not None else max(o.max_iterations, o.max_iterations_init)
+        warm = previous is not None
         x, cost, iters, converged, msg = self._lm_single(x, identity, cam, data, uv_prev, ev, max_iter,
-                                                         o.chord_steps if previous is not None else 0)
+                                                         o.chord_steps if warm else 0,
+                                                         o.tracking_tolerance if warm else o.tolerance)
         params = self.unpack(x, identity, focal)
         self._last_eval = ((self.pack(params).tobytes(), identity.tobytes(), cam), self._last_ev)
         uv = _distort(self._last_ev.uv_px, self._last_ev.x_mm, intrinsics)
@@ -408,7 +410,8 @@ class FaceFitter:
             d[ie[viol]] = np.clip(new_psi[viol], 0.0, 1.0) - psi[viol]
         return d
 
-    def _lm_single(self, x, identity, cam, data, uv_prev, ev, max_iter, chord: int = 0):
+    def _lm_single(self, x, identity, cam, data, uv_prev, ev, max_iter, chord: int = 0,
+                   tolerance: float | None = None):
         """Levenberg-Marquardt from ``x`` whose evaluation (with Jacobian) is ``ev``.
 
         ``chord`` > 0 (warm-started tracking): up to that many consecutive steps reuse the last landmark
@@ -416,8 +419,10 @@ class FaceFitter:
         and cost at the new point, g = J^T W r(x) and the same J^T W J. Frame to frame the pose moves a few
         degrees, so J barely changes; a rejected chord step refreshes J first. The Jacobian at the final
         point is evaluated once (the next frame's first step uses it), so a frame usually costs one Jacobian.
+        ``tolerance``: relative cost decrease to stop at (default ``options.tolerance``).
         """
         o = self.options
+        tol = o.tolerance if tolerance is None else tolerance
         lam = o.initial_lambda
         rest = self.rest(identity)
         isect = self.intersect_for(identity)
@@ -443,7 +448,7 @@ class FaceFitter:
                     continue
                 # the Gauss-Newton model's predicted decrease: when it is negligible, stop without evaluating
                 pred = -(g @ step + 0.5 * step @ (h @ step))
-                if attempt == 0 and lam <= 1e-2 and pred < o.tolerance * max(cost, 1.0):
+                if attempt == 0 and lam <= 1e-2 and pred < tol * max(cost, 1.0):
                     converged = improved = True
                     it -= 1
                     break
@@ -471,7 +476,7 @@ class FaceFitter:
                     x_norm_tol = o.tolerance * (float(np.sqrt(x @ x)) + o.tolerance)
                     lam = max(lam / 10.0, 1e-9)
                     improved = True
-                    if rel < o.tolerance or small_step:
+                    if rel < tol or small_step:
                         converged = True
                     break
                 if not fresh or use_chord:
