@@ -330,7 +330,7 @@ def test_the_calibration_dialog_opens_from_the_window(qtbot, head_model, tmp_pat
 
 
 class _UnpluggedCamera:
-    """An OpenCV-like capture that delivers frames of a real clip, then nothing (unplugged)."""
+    """An OpenCV-like capture that delivers frames of a real clip until ``unplugged`` is set, then nothing."""
 
     def __init__(self, clip, frames: int):
         import cv2
@@ -339,6 +339,7 @@ class _UnpluggedCamera:
         self.images = [cap.read()[1] for _ in range(frames)]
         cap.release()
         self.i = 0
+        self.unplugged = False
 
     def isOpened(self):  # noqa: N802 - OpenCV's name
         return True
@@ -350,10 +351,10 @@ class _UnpluggedCamera:
         return 30.0
 
     def read(self):
-        if self.i < len(self.images):
+        if not self.unplugged:
             self.i += 1
             time.sleep(1 / 30)
-            return True, self.images[self.i - 1]
+            return True, self.images[self.i % len(self.images)].copy()
         time.sleep(0.01)
         return False, None
 
@@ -366,7 +367,7 @@ def test_camera_unplugged_while_recording_is_told_and_the_recording_kept(qtbot, 
     from tracker.gui.backend import TrackingRun
     from tracker.session.reader import SessionReader
 
-    fake = _UnpluggedCamera(clip, 40)
+    fake = _UnpluggedCamera(clip, 30)
 
     def factory(spec, mode, start_at):
         cam = CameraSource(0, capture_factory=lambda i: fake, stall_timeout_s=0.5)
@@ -378,6 +379,8 @@ def test_camera_unplugged_while_recording_is_told_and_the_recording_kept(qtbot, 
     _wait(qtbot, w, lambda: len(shown) >= 1, TRACK_TIMEOUT_MS)
     assert w.info.kind == "camera"
     w.start_recording(tmp_path / "unplugged")
+    _wait(qtbot, w, lambda: w.worker._recorded >= 5, TRACK_TIMEOUT_MS)
+    fake.unplugged = True
     _wait(qtbot, w, lambda: "stopped delivering frames" in _status(w), TRACK_TIMEOUT_MS)
     assert "unplugged" in w.message_box.text()
     _wait(qtbot, w, lambda: w.last_session is not None, 10000)

@@ -115,6 +115,12 @@ class _Buffer:
         self.vbo = QtOpenGL.QOpenGLBuffer(kind)
         self.count = 0
 
+    def release(self) -> None:
+        """Free the GL buffer (the view's context must be current)."""
+        if self.vbo.isCreated():
+            self.vbo.destroy()
+        self.count = 0
+
     def upload(self, arr: np.ndarray) -> None:
         arr = np.ascontiguousarray(arr)
         if not self.vbo.isCreated():
@@ -186,6 +192,13 @@ class MeshItem(GLGraphicsItem.GLGraphicsItem):
             self._n_vertices = self._verts.shape[0]
             self._dirty_vertices = True
         self.update()
+
+    def release_gl(self) -> None:
+        """Free the GL buffers (context current); the next paint uploads everything again."""
+        for b in (self._pos, self._nrm, self._tri, self._edg):
+            b.release()
+        self._dirty_topology = self._faces is not None
+        self._dirty_vertices = self._verts is not None
 
     def has_geometry(self) -> bool:
         return self._verts is not None and self._faces is not None
@@ -307,6 +320,11 @@ class PointsItem(GLGraphicsItem.GLGraphicsItem):
         self._dirty = False
         self._n = 0
 
+    def release_gl(self) -> None:
+        self._pos.release()
+        self._col.release()
+        self._dirty = self._data is not None
+
     def set_points(self, positions: np.ndarray | None, colors: np.ndarray | None = None) -> None:
         """positions (L, 3), colors (L, 4) float32 RGBA in [0, 1]; None hides them."""
         if positions is None or len(positions) == 0:
@@ -365,6 +383,10 @@ class LinesItem(GLGraphicsItem.GLGraphicsItem):
         self._pos = _Buffer()
         self._dirty = True
 
+    def release_gl(self) -> None:
+        self._pos.release()
+        self._dirty = True
+
     @classmethod
     def grid(cls, size: float, spacing: float, y: float, **kwargs) -> "LinesItem":
         """A square grid in the plane at height ``y`` (model axes: +y up), centred on the origin."""
@@ -413,6 +435,14 @@ class VideoQuadItem(GLGraphicsItem.GLGraphicsItem):
         self._image = None if image_bgr is None else np.ascontiguousarray(image_bgr, dtype=np.uint8)
         self._dirty = self._image is not None
         self.update()
+
+    def release_gl(self) -> None:
+        if self._tex is not None:
+            GL.glDeleteTextures([self._tex])
+            self._tex = None
+            self._tex_size = None
+        self._quad.release()
+        self._dirty = self._image is not None
 
     def has_new_image(self) -> bool:
         """True when an image was set that has not been drawn yet."""

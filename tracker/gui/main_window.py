@@ -654,6 +654,11 @@ class MainWindow(QtWidgets.QMainWindow):
         for timer in (self._speed_timer, self._plot_timer, self._panel_timer):
             timer.stop()  # nothing repaints while the window and its plots are torn down
         self.stop_worker()
+        for view in (self.overlay, self.head_view):
+            try:
+                view.release_gl()
+            except Exception as exc:  # noqa: BLE001 - closing must not fail over GL clean-up
+                log.debug("releasing GL resources: %s", exc)
         if self.save_settings_on_close:
             self.settings.geometry = self.saveGeometry()
             self.settings.window_state = self.splitter.saveState()

@@ -39,6 +39,22 @@ class GLView(GLViewMixin, QtOpenGL.QOpenGLWindow):
     def setMinimumSize(self, w: int, h: int) -> None:  # noqa: N802 - applied to the container
         self._min_size = QtCore.QSize(w, h)
 
+    def release_gl(self) -> None:
+        """Free every item's GL buffers, textures and shader programs while the context still exists (the
+        window is about to close), so nothing is left for destructors to free without a context."""
+        if not self.isValid():
+            return
+        self.makeCurrent()
+        try:
+            for item in self.items:
+                release = getattr(item, "release_gl", None)
+                if release is not None:
+                    release()
+            for prog in self.__dict__.pop("_gl_programs", {}).values():
+                GL.glDeleteProgram(prog)
+        finally:
+            self.doneCurrent()
+
     def render_image(self) -> QtGui.QImage:
         """Draw the current scene now into an offscreen framebuffer of the view's size and return it
         (what the window shows; QOpenGLWindow's own grab may return a stale buffer). A null image until the
