@@ -200,6 +200,9 @@ def test_lr_schedule_and_arguments(tmp_path):
     assert lr_at(10, opts, progress=0.9) == pytest.approx(1.1e-4)  # warm-up first
     with pytest.raises(SystemExit):
         parse_args(["--out", str(tmp_path), "--data", str(tmp_path / "missing.npz")])
+    with pytest.raises(SystemExit):
+        parse_args(["--out", str(tmp_path), "--device", "abacus"])
+    assert parse_args(["--out", str(tmp_path), "--budget-minutes", "5"]).budget_minutes == 5.0
 
 
 def test_train_resume_and_export_end_to_end(real68, tmp_path):

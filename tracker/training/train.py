@@ -87,6 +87,7 @@ class TrainOptions:
     seed: int = 0
     select_source: str = "300w-train"
     reset_best: bool = False
+    device: str = "cpu"
 
 
 def lr_at(step: int, opts: TrainOptions, progress: float | None = None) -> float:
@@ -163,7 +164,8 @@ class Validator:
         preds = []
         with torch.no_grad():
             for s in range(0, len(self.images), batch):
-                preds.append(model(torch.from_numpy(self.images[s:s + batch])).numpy())
+                x = torch.from_numpy(self.images[s:s + batch]).to(next(model.parameters()).device)
+                preds.append(model(x).cpu().numpy())
         model.train()
         pred = np.concatenate(preds)
         loss = float(gaussian_nll(torch.from_numpy(pred), torch.from_numpy(self.targets),
@@ -237,13 +239,14 @@ def train(opts: TrainOptions) -> dict:
     dataset = CropDataset(train_set, train_cache, cfg.input_size, mirror, AugmentConfig(), seed=opts.seed)
     validator = Validator(val_set, val_cache, cfg.input_size, opts.val_max, select_source=opts.select_source)
 
-    model = LandmarkNet(cfg)
+    device = torch.device(opts.device)
+    model = LandmarkNet(cfg).to(device)
     opt = make_optimizer(model, opts)
     step, epoch, best, trained_s = 0, 0.0, float("inf"), 0.0
     summary: dict = {}
     last = out / "last.pt"
     if opts.resume and last.is_file():
-        ckpt = torch.load(str(last), map_location="cpu", weights_only=False)
+        ckpt = torch.load(str(last), map_location=device, weights_only=False)
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         step, epoch, best = int(ckpt["step"]), float(ckpt["epoch"]), float(ckpt["best_nme"])
@@ -308,8 +311,8 @@ def train(opts: TrainOptions) -> dict:
         lr = lr_at(step, opts, progress())
         for g in opt.param_groups:
             g["lr"] = lr * g.get("lr_mult", 1.0)
-        pred = model(torch.from_numpy(images))
-        loss = gaussian_nll(pred, torch.from_numpy(targets), torch.from_numpy(weights))
+        pred = model(torch.from_numpy(images).to(device))
+        loss = gaussian_nll(pred, torch.from_numpy(targets).to(device), torch.from_numpy(weights).to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -369,12 +372,19 @@ def parse_args(argv: list[str] | None = None) -> TrainOptions:
                  "budget_minutes"):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(d, name))
     p.add_argument("--landmark-set", default=d.landmark_set)
+    p.add_argument("--device", default=d.device, help="torch device: cpu (default) or cuda on a GPU machine")
     p.add_argument("--select-source", default=d.select_source,
                    help="validation source whose NME picks best.pt (default: held-out 300-W ground truth)")
     a = p.parse_args(argv)
     for f in a.data + a.val:
         if not f.is_file():
             p.error(f"no such file: {f}")
+    try:
+        dev = torch.device(a.device)
+    except RuntimeError:
+        p.error(f"unknown torch device '{a.device}' (use cpu or cuda)")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        p.error("--device cuda: no CUDA device is available here")
     if a.init is not None and not a.init.is_file():
         p.error(f"no checkpoint at {a.init}")
     return TrainOptions(**{k: v for k, v in vars(a).items()})
