@@ -63,6 +63,17 @@ def test_no_face_blank_tiny_and_8k_images(capsys, tiny_model, images):
     assert (outs[2]["width"], outs[2]["height"]) == (7680, 4320)
 
 
+def test_a_candidate_the_network_is_unsure_about_is_no_face(capsys, tmp_path, images):
+    model = tmp_path / "unsure.onnx"
+    bias = np.zeros((12, 3))
+    bias[:, 2] = np.log(0.5)  # sigma: a quarter of the crop
+    build_tiny_model(model, size=64, n_landmarks=12, weight=np.zeros((3, 12, 3)), bias=bias,
+                     metadata={"input_size": 64, "landmark_set": "", "version": "t"})
+    status, outs, _ = _run_json(capsys, ["landmarks", "--json", "--no-fit", "--model", str(model), images["photo"]])
+    assert status == 0 and outs[0]["face"] is False
+    assert "the landmark network rejects it: landmarks too uncertain" in outs[0]["reason"]
+
+
 def test_unreadable_files_are_one_error_line_each(capsys, tiny_model, images):
     status, outs, err = _run_json(capsys, ["landmarks", "--json", "--no-fit", "--model", str(tiny_model),
                                            images["broken"], images["missing"], images["blank"]])

@@ -82,3 +82,18 @@ def test_trained_model_on_held_out_photos(pipeline, shared_data):
         net_err.append(np.linalg.norm(mu - gt[shared[inner]], axis=1).mean() / io)
     assert np.mean(fit_err) < MAX_FIT_INNER, fit_err
     assert np.mean(net_err) < MAX_NET_INNER, net_err
+
+
+def test_trained_model_tells_faces_from_non_faces(pipeline, shared_data):
+    """BlazeFace finds a 'face' in this noise image; the trained network's sigmas reject it, not the photos."""
+    from tracker.landmarks.lost import tracking_lost
+    from tracker.landmarks.refine import locate_face
+
+    p = pipeline
+    noise = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    located = locate_face(noise, p["detector"], p["predictor"], p["weights"])
+    assert located is not None, "the detector no longer fires on this noise image: pick another seed"
+    assert tracking_lost(located.landmarks, located.roi).lost
+    for path, _ in _held_out(shared_data, 3):
+        located = locate_face(cv2.imread(str(path)), p["detector"], p["predictor"], p["weights"])
+        assert not tracking_lost(located.landmarks, located.roi).lost, path.name

@@ -7,7 +7,9 @@ view) -> the model's iBUG-68 vertices projected into the image.
 Output: a readable block per image, or with ``--json`` one JSON object per image per line:
 ``{"file", "face": true, "width", "height", "detection_score", "landmark_set", "landmarks_px": [[x, y], ...],
 "sigma_px": [...], "median_sigma_norm", "tracking_lost", "ibug68_px": [[x, y], ...] | null, "fit": {...}}``
-or ``{"file", "face": false, "reason"}`` when no face is found (exit status 0). An unreadable file prints one
+or ``{"file", "face": false, "reason"}`` when no face is found (exit status 0): the detector finds none, or
+its best candidate gives landmarks too uncertain to be a face (:func:`tracker.landmarks.lost.tracking_lost`).
+``tracking_lost`` of a found face is the fit test: the head model cannot explain the landmarks. An unreadable file prints one
 error line (``main.py landmarks: error: ...``) on stderr and makes the exit status 1; the others still run.
 """
 
@@ -122,6 +124,11 @@ def run(args) -> int:
             if located is None:
                 out = {"file": path, "face": False, "reason": "no face found by the detector",
                        "width": w, "height": h}
+            elif tracking_lost(located.landmarks, located.roi).lost:
+                decision = tracking_lost(located.landmarks, located.roi)
+                out = {"file": path, "face": False, "width": w, "height": h,
+                       "reason": f"the detector found a candidate (score {located.detection_score:.2f}) but "
+                                 f"the landmark network rejects it: {decision.reason}"}
             else:
                 lm = located.landmarks
                 out = {"file": path, "face": True, "width": w, "height": h,
@@ -143,6 +150,7 @@ def run(args) -> int:
                 else:
                     out["ibug68_px"] = None
                     out["fit"] = {"error": fitter.error if fitter is not None else "fit skipped (--no-fit)"}
+                # the sigma test passed above; this adds the fit test (the model cannot explain the landmarks)
                 decision = tracking_lost(lm, located.roi, fitted_px=fitted_px)
                 out["tracking_lost"] = decision.lost
                 out["lost_reason"] = decision.reason
