@@ -15,7 +15,6 @@ from collections import deque
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 from PyQt6 import QtCore, QtGui, QtWidgets
 
 from tracker.face.model import HeadModel

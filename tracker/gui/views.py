@@ -231,15 +231,6 @@ class HeadView(GLView):
         self.opts["fov"] = 40
         self.update()
 
-    def viewMatrix(self):  # noqa: N802
-        # pyqtgraph's quaternion camera looks down -z with +y up: model space as is
-        tr = QtGui.QMatrix4x4()
-        tr.translate(0.0, 0.0, -self.opts["distance"])
-        tr.rotate(self.opts["rotation"])
-        c = self.opts["center"]
-        tr.translate(-c.x(), -c.y(), -c.z())
-        return tr
-
     def set_topology(self, faces: np.ndarray, edges: np.ndarray | None) -> None:
         self.mesh.set_topology(faces, edges)
 
