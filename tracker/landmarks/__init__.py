@@ -17,8 +17,10 @@ Decoding (:mod:`tracker.landmarks.decode`): ``mu_px = roi.crop_to_image(normaliz
 ``sigma_px = exp(log_sigma) * S / 2 * roi.scale_px``.
 
 Modules: :mod:`.decode` (pure functions), :mod:`.predictor` (:class:`LandmarkPredictor`), :mod:`.lost`
-(tracking-lost decision), :mod:`.refine` (ROI from the network's own landmarks), :mod:`.bench`
-(``python main.py bench landmarks``), :mod:`.mediapipe_baseline` (Face Mesh under the same protocol).
+(tracking-lost decision and its measured thresholds), :mod:`.refine` (detector -> ROI -> network -> ROI from
+the network's own eye and mouth landmarks), :mod:`.model_roi` (those ROI weights, fitted on the head model),
+:mod:`.bench` (``python main.py bench landmarks``), :mod:`.label_translation` (ridge map to the iBUG 68
+points, NME), :mod:`.mediapipe_baseline` (Face Mesh under the same protocol).
 Nothing heavy is imported here: ``onnxruntime`` is imported when a predictor is made.
 """
 
