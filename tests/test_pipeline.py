@@ -307,3 +307,21 @@ def test_a_failing_stage_loses_the_frame_not_the_run(head_model):
     assert not lost.tracked and "fit failed (matrix is not positive definite)" in lost.message
     flaky["on"] = False
     assert pipe.process(frames[2]).tracked
+
+
+def test_real_tracking_is_lost_without_a_face_and_found_again(shared_data):
+    import cv2
+
+    from tracker.camera.sources import VideoSource
+    from tracker.pipeline import Pipeline, PipelineOptions
+    from tracker.types import Frame
+
+    pipe = Pipeline(PipelineOptions(use_face_profile=False))
+    with VideoSource(shared_data / "videos" / "lp_d18.mp4") as src:
+        faces = [f for _, f in zip(range(12), src)]
+    noise = np.random.default_rng(0).integers(0, 255, faces[0].image.shape, dtype=np.uint8)
+    blank = [Frame(np.zeros_like(faces[0].image), 0, 100), Frame(cv2.GaussianBlur(noise, (31, 31), 0), 0, 101)]
+    out = [pipe.process(f) for f in faces[:6] + blank + faces[6:]]
+    assert [tf.tracked for tf in out] == [True] * 6 + [False, False] + [True] * 6
+    assert out[6].message == "no face found" and out[6].fit is None
+    assert out[8].timings_ms["detect"] > 0  # found again by the detector
