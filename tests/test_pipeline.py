@@ -186,6 +186,7 @@ def test_pipeline_tracks_a_real_clip(shared_data, tmp_path):
     from tracker.camera.sources import VideoSource
     from tracker.fitting.rotation import geodesic_deg
     from tracker.landmarks.mediapipe_baseline import FaceMeshRunner, roi_points_from_mesh
+    from tracker.landmarks.refine import roi_points_from_landmarks
     from tracker.pipeline import Pipeline, PipelineOptions
     from tracker.roi import roi_points_from_ibug68
     from tracker.session.export import head_rotation_model
@@ -202,6 +203,9 @@ def test_pipeline_tracks_a_real_clip(shared_data, tmp_path):
             w.write(tf)
             if tf.tracked:
                 ours = roi_points_from_ibug68(pipe.project68(tf.fit.params, tf.intrinsics))
+                # the ROI points used for the next frame (weights on the fitted landmarks) are these points
+                fast = roi_points_from_landmarks(tf.fit.landmarks_px, pipe.roi_weights)
+                assert np.abs(fast - ours).max() < 0.005 * np.linalg.norm(ours[0] - ours[1])
                 ref = mesh.landmarks(tf.frame.image)
                 if ref is not None:
                     ref3 = roi_points_from_mesh(ref)

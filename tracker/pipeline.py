@@ -2,9 +2,10 @@
 
 One frame (DESIGN.md, data flow)::
 
-    ROI   from the previous frame's fit: the model's 68 iBUG landmarks projected through the fitted camera ->
-          eyes + mouth -> fixed triangle (tracker.roi); when there is none or tracking was lost: the face
-          detector (BlazeFace), then one refine pass (ROI from the network's own landmarks)
+    ROI   from the previous frame's fit: the model's iBUG eye centres and mouth in the image (fixed affine
+          combinations of the fitted landmarks) -> fixed triangle (tracker.roi); when there is none or
+          tracking was lost: the face detector (BlazeFace), then one refine pass (ROI from the network's
+          own landmarks)
     network  S x S crop -> mu (L, 2), sigma (L,) in image px (onnxruntime, one thread)
     fit   Levenberg-Marquardt warm-started from the previous frame (pose, expression, eyes)
     lost  network uncertainty / fit residual too large (tracker.landmarks.lost) -> untracked; when the ROI
@@ -197,22 +198,18 @@ class Pipeline:
             raise PipelineError(f"expected 68 iBUG vertex ids, got {self._ids68.shape}")
         self._rest68 = None
         self._rest68_key: bytes | None = None
+        # (3, L) affine weights: the iBUG eye centres and mouth from the L landmarks (tracker.landmarks.refine)
         self.roi_weights = None
-        if o.refine_passes > 0:
-            try:
-                from tracker.landmarks.model_roi import roi_weights_for
-
-                self.roi_weights = roi_weights_for(self.landmark_set_name, int(getattr(predictor, "n_landmarks", 0)))
-            except Exception as exc:  # noqa: BLE001 - no refine pass is a quality loss, not a failure
-                log.info("no refine pass after detection: %s", exc)
-        if o.roi_from not in ("fit", "landmarks"):
-            raise PipelineError(f"roi_from must be 'fit' or 'landmarks', got {o.roi_from!r}")
-        if o.roi_from == "landmarks" and self.roi_weights is None:
+        try:
             from tracker.landmarks.model_roi import roi_weights_for
 
             self.roi_weights = roi_weights_for(self.landmark_set_name, int(getattr(predictor, "n_landmarks", 0)))
-            if self.roi_weights is None:
-                raise PipelineError(f"roi_from='landmarks' needs ROI weights for '{self.landmark_set_name}'")
+        except Exception as exc:  # noqa: BLE001 - no weights: no refine pass, ROI by projecting the iBUG points
+            log.info("no ROI weights for the landmark set: %s", exc)
+        if o.roi_from not in ("fit", "landmarks"):
+            raise PipelineError(f"roi_from must be 'fit' or 'landmarks', got {o.roi_from!r}")
+        if o.roi_from == "landmarks" and self.roi_weights is None:
+            raise PipelineError(f"roi_from='landmarks' needs ROI weights for '{self.landmark_set_name}'")
         self.crop_size = int(predictor.input_size)
         self.reset()
 
@@ -220,6 +217,7 @@ class Pipeline:
         """Forget the previous frame (the next frame starts from the detector)."""
         self._previous: FitParams | None = None
         self._previous_mu: np.ndarray | None = None
+        self._previous_fit_px: np.ndarray | None = None
         self._frames_since_detect = 0
 
     def describe(self) -> dict:
@@ -259,12 +257,21 @@ class Pipeline:
         return np.stack([f * x[:, 0] / x[:, 2] + intrinsics.cx, f * aspect * x[:, 1] / x[:, 2] + intrinsics.cy], 1)
 
     def _roi_from_fit(self, params: FitParams, intr: Intrinsics) -> Roi | None:
+        """The ROI for this frame from the previous one. roi_from="fit": the fitted model's iBUG eye centres and
+        mouth; they are fixed affine combinations of the fitted landmarks (``roi_weights``, exact on the
+        neutral mesh, within 0.002 eye distances on real fits: tests/test_pipeline.py), which the fitter has
+        already projected (distortion included), so no projection runs here; without weights the 68 points
+        are projected (:meth:`project68`). roi_from="landmarks": the network's own landmarks instead."""
         try:
-            if self.options.roi_from == "landmarks" and self._previous_mu is not None:
-                from tracker.landmarks.refine import roi_points_from_landmarks
+            from tracker.landmarks.refine import roi_points_from_landmarks
 
+            if self.options.roi_from == "landmarks" and self._previous_mu is not None:
                 return roi_from_points(roi_points_from_landmarks(self._previous_mu, self.roi_weights),
                                        self.crop_size)
+            px = self._previous_fit_px
+            if self.roi_weights is not None and px is not None and px.shape[0] == self.roi_weights.shape[1]:
+                pts3 = roi_points_from_landmarks(px, self.roi_weights)
+                return roi_from_points(pts3, self.crop_size) if np.all(np.isfinite(pts3)) else None
             pts = self.project68(params, intr)
             if not np.all(np.isfinite(pts)):
                 return None
@@ -323,8 +330,9 @@ class Pipeline:
         return roi, lms
 
     def _fit_and_check(self, lms: Landmarks, roi: Roi, intr: Intrinsics, previous: FitParams | None):
-        """(fit or None, reason lost or ""). Uncertain landmarks are rejected before fitting (no time spent)."""
-        from tracker.landmarks.lost import tracking_lost
+        """(fit or None, reason lost or ""). Uncertain landmarks are rejected before fitting (no time spent);
+        a fit that cannot explain the landmarks is rejected after (``tracker.landmarks.lost``'s two tests)."""
+        from tracker.landmarks.lost import LostThresholds, median_sq_residual, tracking_lost
 
         decision = tracking_lost(lms, roi)
         if decision.lost:
@@ -332,8 +340,12 @@ class Pipeline:
         fit = self.fitter.fit_frame(lms, intr, previous, identity=self.identity)
         if not np.isfinite(fit.cost):  # the fitter's answer to degenerate input: a placeholder and a message
             return fit, f"fit failed: {fit.message or 'no finite cost'}"
-        decision = tracking_lost(lms, roi, fit.landmarks_px)
-        return fit, decision.reason if decision.lost else ""
+        limit = LostThresholds().max_median_sq_residual
+        stat = median_sq_residual(lms, fit.landmarks_px)
+        if not np.isfinite(stat) or stat > limit:
+            return fit, (f"the model does not fit the landmarks (median squared residual {stat:.1f} sigma^2 > "
+                         f"{limit})")
+        return fit, ""
 
     def process(self, frame: Frame, intrinsics: Intrinsics | None = None, decode_ms: float = 0.0) -> TrackedFrame:
         """Track one frame (the previous frame's fit is the starting point)."""
@@ -388,6 +400,7 @@ class Pipeline:
         self._frames_since_detect += 1
         self._previous = fit.params if tracked else None
         self._previous_mu = lms.mu_px if tracked else None
+        self._previous_fit_px = fit.landmarks_px if tracked else None
         timings["total"] = (time.perf_counter() - t_start) * 1e3 + float(decode_ms)
         return TrackedFrame(frame=frame, intrinsics=intr, roi=roi, landmarks=lms, fit=fit, tracked=tracked,
                             timings_ms=timings, message=message)
