@@ -306,7 +306,7 @@ class Pipeline:
         hi = np.ceil(corners.max(0)).astype(int) + 3
         x0, y0 = max(0, int(lo[0])) & ~3, max(0, int(lo[1])) & ~3  # multiples of 4: the pyramid keeps its phase
         x1, y1 = min(w, int(hi[0])), min(h, int(hi[1]))
-        if x1 - x0 < 4 or y1 - y0 < 4 or (x1 - x0) * (y1 - y0) > 0.8 * w * h:
+        if x1 - x0 < 4 or y1 - y0 < 4 or (x1 - x0) * (y1 - y0) >= w * h:
             return self.predictor.predict(image, roi)
         from tracker.landmarks.decode import decode_output
 
