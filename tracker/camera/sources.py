@@ -137,10 +137,16 @@ def list_cameras(max_index: int = 10, probe: bool = False) -> list[CameraInfo]:
 
 
 def _default_capture_factory(index: int):
+    """OpenCV's capture for a device index: V4L2 on Linux (then OpenCV's default backend if that fails)."""
     import cv2
 
     if sys.platform.startswith("linux"):
-        return cv2.VideoCapture(index, cv2.CAP_V4L2)
+        cap = cv2.VideoCapture(index, cv2.CAP_V4L2)
+        if cap.isOpened():
+            return cap
+        cap.release()
+        if not Path(f"/dev/video{index}").exists():
+            return cap  # no such device: nothing another backend could open
     return cv2.VideoCapture(index)
 
 
