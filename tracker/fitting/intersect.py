@@ -376,6 +376,8 @@ class PackedIntersect:
         psi = np.asarray(psi, dtype=np.float64)
         ne = self.n_eye
         neg = self.bound_offset + self.bound_gain @ psi < 0.0
+        if not neg.any():
+            return np.zeros(0), (np.zeros((0, n_exp)) if jacobian else None)
         # eyelids: one bound row each; lips: inside only if all of their BOUND_PLANES rows are negative
         cand = np.flatnonzero(np.concatenate([neg[:ne], neg[ne:].reshape(-1, BOUND_PLANES).all(axis=1)]))
         if cand.size == 0:

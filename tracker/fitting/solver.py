@@ -101,6 +101,9 @@ class FaceFitter:
         self._prior_diag = np.concatenate([self._exp_pos, self._joint_pos]) * (self.na + 1)
         self._prior_weight = np.concatenate([np.full(self._exp_pos.size, self.options.w_expression),
                                              np.full(self._joint_pos.size, self.options.w_joints)])
+        self._prior_vector = np.zeros(self.na)
+        self._prior_vector[self._exp_pos] = self.options.w_expression
+        self._prior_vector[self._joint_pos] = self.options.w_joints
         self.intersect: IntersectModel | None = None
         if self.options.w_intersect > 0:
             try:
@@ -169,21 +172,30 @@ class FaceFitter:
         mu = np.asarray(lmk.mu_px, dtype=np.float64)
         sigma = np.asarray(lmk.sigma_px, dtype=np.float64)
         finite = np.isfinite(mu).all(axis=1) & np.isfinite(sigma) & (sigma > 0)
+        n_finite = int(np.count_nonzero(finite))
+        mx, my = o.image_margin * intr.width, o.image_margin * intr.height
+        max_sigma = o.max_sigma_fraction * math.hypot(intr.width, intr.height)
+        no_dist = not intr.dist_coeffs or not any(c != 0 for c in intr.dist_coeffs)
+        if n_finite == n and no_dist and n >= o.min_landmarks:
+            # fast path (the usual frame): everything finite, inside the margin and informative
+            lo = mu.min(axis=0)
+            hi = mu.max(axis=0)
+            if lo[0] > -mx and lo[1] > -my and hi[0] < intr.width + mx and hi[1] < intr.height + my and \
+                    sigma.max() <= max_sigma:
+                return _FrameInput(mu, o.w_landmarks / (2.0 * sigma * sigma), finite, "")
         w = np.zeros(n)
         zero_mu = np.zeros((n, 2))
-        if finite.sum() < o.min_landmarks:
+        if n_finite < o.min_landmarks:
             return _FrameInput(zero_mu, w, finite,
                                f"degenerate landmarks: only {int(finite.sum())} of {n} are finite "
                                f"(NaN or infinite positions or sigmas); {o.min_landmarks} needed")
         mu = np.where(finite[:, None], mu, 0.0)
-        if intr.dist_coeffs and any(c != 0 for c in intr.dist_coeffs):
+        if not no_dist:
             import cv2
             mu = cv2.undistortPoints(mu.reshape(-1, 1, 2), intr.matrix, np.asarray(intr.dist_coeffs),
                                      P=intr.matrix).reshape(-1, 2)
-        mx, my = o.image_margin * intr.width, o.image_margin * intr.height
         inside = finite & (mu[:, 0] > -mx) & (mu[:, 0] < intr.width + mx) & (mu[:, 1] > -my) & \
             (mu[:, 1] < intr.height + my)
-        max_sigma = o.max_sigma_fraction * math.hypot(intr.width, intr.height)
         informative = finite & (sigma <= max_sigma)
         good = inside & informative
         if informative.sum() < o.min_landmarks:
@@ -307,11 +319,12 @@ class FaceFitter:
             cost += o.w_temporal * float(d.ravel() @ d.ravel())
             e += o.w_temporal * d
         g = e.ravel() @ jf
-        ie, ij = self._exp_pos, self._joint_pos
-        xe, xj = x[self._exp_idx], x[self._joint_idx]
-        cost += o.w_expression * float(xe @ xe) + o.w_joints * float(xj @ xj)
-        g[ie] += o.w_expression * xe
-        g[ij] += o.w_joints * xj
+        # E_expression + E_joints = sum_i p_i x_i^2 over the active columns (p_i: w_expression, w_joints, 0)
+        xa = x if self.na == self.nf else x[self.active]
+        px = self._prior_vector * xa
+        cost += float(px @ xa)
+        g += px
+        ie = self._exp_pos
         h = h_base
         if isect is not None:
             r, jp = isect.residuals(x[self.s_exp], o.w_intersect)
@@ -375,7 +388,8 @@ class FaceFitter:
                                                          o.chord_steps if warm else 0,
                                                          o.tracking_tolerance if warm else o.tolerance)
         params = self.unpack(x, identity, focal)
-        self._last_eval = ((self.pack(params).tobytes(), identity.tobytes(), cam), self._last_ev)
+        # (x has psi in [0, 1], so it equals self.pack(params) bit for bit)
+        self._last_eval = ((x.tobytes(), identity.tobytes(), cam), self._last_ev)
         uv = _distort(self._last_ev.uv_px, self._last_ev.x_mm, intrinsics)
         return FitResult(params, uv, cost, iters, converged, msg)
 
