@@ -241,3 +241,32 @@ def test_curves_plot_from_log(tmp_path):
     with pytest.raises(ValueError, match="has no rows"):
         (tmp_path / "empty.csv").write_text(",".join(LOG_FIELDS) + "\n")
         read_log(tmp_path / "empty.csv")
+
+
+def test_mirror_of_the_320_set_on_the_symmetric_head(head_model, tmp_path):
+    """Mirroring an image of the (left-right symmetric) neutral head with landmarks320's permutation gives the
+    same labels back, and the dataset's mirrored crop of it has the same targets as the plain crop."""
+    from tracker.face.landmark_sets import load_landmark_set
+    from tracker.training.dataset import load_mirror
+
+    lset = load_landmark_set("landmarks320")
+    mirror = load_mirror("landmarks320", len(lset))
+    assert mirror is not None and sorted(mirror.tolist()) == list(range(len(lset)))
+    xyz = head_model.neutral_cm[lset.vertex_ids]
+    # orthographic front view, 20 px per cm, face centred in a 401 x 401 image (centre pixel 200)
+    lm = np.stack([200 + 20 * xyz[:, 0], 200 - 20 * xyz[:, 1]], axis=1)
+    ibug = head_model.neutral_cm[head_model.ibug68_vertex_ids]
+    pts = roi_points_from_ibug68(np.stack([200 + 20 * ibug[:, 0], 200 - 20 * ibug[:, 1]], axis=1))
+    img = np.zeros((401, 401, 3), np.uint8)
+    _, f_lm, _, f_pts = mirror_sample(img, lm, np.ones(len(lset)), pts, mirror)
+    assert np.abs(f_lm - lm).max() < 0.05 and np.abs(f_pts - pts).max() < 0.05
+    # through the dataset: p_mirror = 1 and no jitter gives the same targets
+    path = tmp_path / "blank.png"
+    cv2.imwrite(str(path), img + 60)
+    data = LabelledSet(np.array([str(path)]), lm[None].astype(np.float32), np.ones((1, len(lset)), np.float32),
+                       pts[None].astype(np.float32), np.array(["head"]))
+    cache = ImageCache.build(data, 128, tmp_path / "cache")
+    no_jitter = AugmentConfig(p_mirror=1.0, point_noise=0, rotation_deg=0, log_scale=0, translation=0)
+    flipped = CropDataset(data, cache, 128, mirror, no_jitter).sample(0)
+    plain = CropDataset(data, cache, 128, None).sample(0)
+    assert np.abs(flipped.target - plain.target).max() < 2e-3
