@@ -205,7 +205,8 @@ def test_lr_schedule_and_arguments(tmp_path):
     assert parse_args(["--out", str(tmp_path), "--budget-minutes", "5"]).budget_minutes == 5.0
 
 
-def test_train_resume_and_export_end_to_end(real68, tmp_path):
+def test_train_resume_and_export_end_to_end(real68, tmp_path, monkeypatch):
+    monkeypatch.setenv("TRACKER_CACHE", str(tmp_path / "cache"))
     npz = tmp_path / "tiny.npz"
     np.savez(npz, images=real68.images, landmarks_px=real68.landmarks_px, weights=real68.weights,
              roi_points=real68.roi_points, source=real68.source)
@@ -222,6 +223,7 @@ def test_train_resume_and_export_end_to_end(real68, tmp_path):
     meta = export_checkpoint(run / "best.pt", tmp_path / "out" / "model.onnx")
     assert meta["input_size"] == 64 and meta["n_landmarks"] == 68 and meta["trained"]["onnx_max_abs_diff"] < 1e-4
     assert json.loads((tmp_path / "out" / "model.json").read_text()) == meta
+    assert list((tmp_path / "cache" / "landmark_training" / "images").glob("images_*.u8"))
 
 
 def test_curves_plot_from_log(tmp_path):
