@@ -21,7 +21,10 @@ def read_log(path: Path) -> dict[str, np.ndarray]:
     return {k: np.array([float(r[k]) for r in rows]) for k in rows[0]}
 
 
-def plot_logs(logs: list[Path], out: Path, labels: list[str] | None = None) -> Path:
+def plot_logs(logs: list[Path], out: Path, labels: list[str] | None = None,
+              events: list[tuple[float, str]] | None = None) -> Path:
+    """Draw the logs one after another on a common time axis; ``events``: (hours, text) vertical marks
+    (e.g. where the data or the validation set changed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -37,6 +40,12 @@ def plot_logs(logs: list[Path], out: Path, labels: list[str] | None = None) -> P
         ax_loss.plot(hours, d["val_loss"], "--", label=f"{name} val")
         ax_nme.plot(hours, d["val_nme"], "-o", ms=3, label=name)
         offset += float(d["seconds"][-1])
+    lo = min(float(read_log(p)["train_loss"].min()) for p in logs)
+    ax_loss.set_ylim(lo - 0.5, lo + 8.0)  # the first validation losses of renders are far off the scale
+    for hours, text in events or []:
+        for ax in (ax_loss, ax_nme):
+            ax.axvline(hours, color="grey", lw=0.8, ls=":")
+        ax_nme.text(hours, ax_nme.get_ylim()[1], " " + text, fontsize=7, va="top", rotation=90, color="grey")
     ax_loss.set_xlabel("training time (h, one CPU thread)")
     ax_loss.set_ylabel("Gaussian NLL (Eq. 1, per landmark)")
     ax_loss.legend(fontsize=8)
@@ -58,13 +67,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("logs", type=Path, nargs="+")
     p.add_argument("--out", type=Path, default=Path("docs/training_curves.png"))
     p.add_argument("--labels", nargs="*", default=None)
+    p.add_argument("--event", action="append", default=[], metavar="HOURS:TEXT",
+                   help="a vertical mark at HOURS on the common time axis")
     a = p.parse_args(argv)
     for f in a.logs:
         if not f.is_file():
             p.error(f"no such log: {f}")
     if a.labels and len(a.labels) != len(a.logs):
         p.error("give one label per log")
-    print(plot_logs(a.logs, a.out, a.labels))
+    events = []
+    for e in a.event:
+        hours, _, text = e.partition(":")
+        try:
+            events.append((float(hours), text))
+        except ValueError:
+            p.error(f"--event wants HOURS:TEXT, got {e!r}")
+    print(plot_logs(a.logs, a.out, a.labels, events))
     return 0
 
 
