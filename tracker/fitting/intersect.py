@@ -359,9 +359,10 @@ class PackedIntersect:
         s0 = rest[n_eye:] @ normals.T + offsets[hidx]                          # (V_lip, J)
         top = np.argsort(-s0, axis=1)[:, :BOUND_PLANES] if hidx.size else np.zeros((0, BOUND_PLANES), np.int64)
         n_top = normals[top]                                                  # (V_lip, P, 3)
-        b_off = np.concatenate([dist0 - radius, np.take_along_axis(s0, top, axis=1).ravel()])
+        # rows: eyelids, then the lips' nearest planes rank by rank ((P, V_lip) when reshaped)
+        b_off = np.concatenate([dist0 - radius, np.take_along_axis(s0, top, axis=1).T.ravel()])
         b_gain = np.concatenate([np.einsum("va,vai->vi", n0, basis[:n_eye]),
-                                 np.einsum("vpa,vai->vpi", n_top, basis[n_eye:] - shift[hidx]).reshape(-1, n_exp)])
+                                 np.einsum("vpa,vai->pvi", n_top, basis[n_eye:] - shift[hidx]).reshape(-1, n_exp)])
         return cls(rest, basis, n_eye, centre, radius, hidx, normals, offsets, shift, own,
                    b_off, np.ascontiguousarray(b_gain.reshape(-1, n_exp)))
 
@@ -375,11 +376,12 @@ class PackedIntersect:
         n_exp = self.exp_basis.shape[2]
         psi = np.asarray(psi, dtype=np.float64)
         ne = self.n_eye
-        neg = self.bound_offset + self.bound_gain @ psi < 0.0
-        if not neg.any():
-            return np.zeros(0), (np.zeros((0, n_exp)) if jacobian else None)
+        m = self.bound_offset + self.bound_gain @ psi
         # eyelids: one bound row each; lips: inside only if all of their BOUND_PLANES rows are negative
-        cand = np.flatnonzero(np.concatenate([neg[:ne], neg[ne:].reshape(-1, BOUND_PLANES).all(axis=1)]))
+        m_lip = m[ne:].reshape(BOUND_PLANES, -1).max(axis=0)
+        if not (m[:ne] < 0.0).any() and not (m_lip < 0.0).any():
+            return np.zeros(0), (np.zeros((0, n_exp)) if jacobian else None)
+        cand = np.flatnonzero(np.concatenate([m[:ne], m_lip]) < 0.0)
         if cand.size == 0:
             return np.zeros(0), (np.zeros((0, n_exp)) if jacobian else None)
         sw = np.sqrt(weight)
