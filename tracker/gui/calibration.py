@@ -42,13 +42,16 @@ class CalibrationWorker(QtCore.QThread):
     """Runs one calibration in its own thread.
 
     mode "face": ``make_frames()`` -> iterator of TrackedFrame; ``make_solver(frames_owner)`` -> FocalSolver;
-    each frame goes through a FaceCalibrator; ``update(object)`` carries a CalibrationUpdate.
+    each frame goes through a FaceCalibrator; ``face_update(int, object)`` carries the run's generation (the
+    number of retries it has processed) and a CalibrationUpdate, so the dialog can drop updates that were queued
+    before a retry took effect.
     mode "board": ``make_frames()`` -> iterable of Frame / images; detection per frame, a calibration each time a
     new view is kept (once enough views); ``update(object)`` carries a dict.
     ``failed(str)`` reports an error in words; ``finished_run(str)`` why it stopped.
     """
 
     update = QtCore.pyqtSignal(object)
+    face_update = QtCore.pyqtSignal(int, object)
     failed = QtCore.pyqtSignal(str)
     finished_run = QtCore.pyqtSignal(str)  # noqa: N815 - Qt naming
 
@@ -64,6 +67,7 @@ class CalibrationWorker(QtCore.QThread):
         self.face_options = face_options
         self._stop = threading.Event()
         self._retry = threading.Event()
+        self.generation = 0  # retries processed so far; only the worker thread changes it
         self.lock = threading.Lock()
         self.calibrator = None
         self.board_result = None
@@ -73,6 +77,7 @@ class CalibrationWorker(QtCore.QThread):
         self._stop.set()
 
     def request_retry(self) -> None:
+        """Start over at the next frame; updates emitted after that carry ``generation + 1``."""
         self._retry.set()
 
     def run(self) -> None:
@@ -107,10 +112,12 @@ class CalibrationWorker(QtCore.QThread):
                 if self._retry.is_set():
                     self._retry.clear()
                     self.calibrator.retry()
+                    self.generation += 1
                 if self.calibrator.state == "accepted":
                     return "accepted"
                 upd = self.calibrator.add_tracked(tf)
-            self.update.emit(upd)
+                generation = self.generation
+            self.face_update.emit(generation, upd)
         return "end of the source"
 
     def _run_board(self, frames: Iterable) -> str:
@@ -184,6 +191,7 @@ class CalibrationDialog(QtWidgets.QDialog):
         self.face_result = None
         self._pipeline_model = None
         self._history: list[tuple[int, float, float]] = []
+        self._face_generation = 0  # retries asked for in the current face run (see CalibrationWorker)
         self._intrinsics = None
         self._build(str(source), camera_id)
         self.refresh_profiles()
@@ -400,15 +408,18 @@ class CalibrationDialog(QtWidgets.QDialog):
         worker = CalibrationWorker("face", self._face_frames or self._default_face_frames,
                                    make_solver=self._face_solver or self._default_face_solver,
                                    face_options=self._face_options, parent=self)
-        worker.update.connect(self._face_update)
+        self._face_generation = 0
+        worker.face_update.connect(self._face_update)
         self._start(worker)
 
     def retry_face(self) -> None:
+        self.prompt_label.setText("starting again")
         self._history = []
         self.face_result = None
         self._draw_history()
         self.face_accept.setEnabled(False)
         if self.worker is not None and self.worker.isRunning() and self.worker.mode == "face":
+            self._face_generation += 1
             self.worker.request_retry()
             self.face_status.setText("starting again: follow the prompts")
         else:
@@ -493,7 +504,9 @@ class CalibrationDialog(QtWidgets.QDialog):
         self.profile_saved.emit(str(path))
 
     # ------------------------------------------------------------------ updates (GUI thread)
-    def _face_update(self, upd) -> None:
+    def _face_update(self, generation: int, upd) -> None:
+        if generation != self._face_generation:
+            return  # queued before the last retry took effect: it belongs to the abandoned run
         self.prompt_label.setText(upd.prompt)
         self.coverage_bar.setValue(int(round(100 * upd.coverage)))
         self._update_bins(upd.counts)
