@@ -13,6 +13,11 @@ OpenCV's writer keeps up to a few seconds of encoded frames in memory; a hard ki
 video. Segments of half a second are closed (complete, readable files) as the recording runs, so after a
 kill everything older than about a second is still there. :class:`~tracker.session.reader.SessionReader`
 plays them back as one stream.
+
+Modules: :mod:`.records` (the record and its bytes), :mod:`.writer` (:class:`SessionWriter`, crash-safe, faults
+in words), :mod:`.reader` (:class:`SessionReader`, and :class:`SessionSource`, a session as a frame source),
+:mod:`.recording` (driving a recording from any TrackedFrame iterator; the progress bar of ``main.py track``),
+:mod:`.export` (``main.py export``: Live Link Face CSV, JSON lines, OBJ sequence).
 """
 
 from tracker.session.records import FORMAT_VERSION, SessionError  # noqa: F401
