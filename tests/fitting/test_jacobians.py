@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -200,3 +202,20 @@ def test_pose_skeleton_matches_forward_kinematics_and_finite_differences():
     num_j = fd(lambda v: pose_skeleton(v.reshape(4, 3), theta, parents).b, joints.ravel())   # (K, 3, 3K)
     ana_j = np.transpose(sk.db_djoint, (1, 2, 0, 3)).reshape(4, 3, 12)                        # [m, a, (k, c)]
     np.testing.assert_allclose(ana_j, num_j, atol=1e-7)
+
+
+def test_packed_intersect_bound_never_misses_a_penetrating_vertex(tiny):
+    # the linear margin bound must flag every vertex that the exact test finds inside (any psi in the box)
+    model, _ = tiny
+    im = IntersectModel.from_head_model(model)
+    rng = np.random.default_rng(9)
+    packed = PackedIntersect.from_model(im, rng.normal(scale=0.5, size=model.n_identity))
+    no_bound = dataclasses.replace(packed, bound_offset=np.full_like(packed.bound_offset, -1.0))
+    hits = 0
+    for _ in range(50):
+        psi = rng.uniform(0, 1, model.n_expression) * (rng.random(model.n_expression) < 0.6)
+        r, _ = packed.residuals(psi, 1.0)
+        r_all, _ = no_bound.residuals(psi, 1.0)       # every vertex gets the exact test
+        assert sorted(np.round(r, 12)) == sorted(np.round(r_all, 12))
+        hits += r_all.size
+    assert hits > 0

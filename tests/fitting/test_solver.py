@@ -256,3 +256,31 @@ def test_block_tridiagonal_solve_matches_a_dense_solve(coupled):
     rhs = rng.normal(size=(f, n, 3))
     out = block_tridiagonal_solve(diag, upper, rhs)
     np.testing.assert_allclose(out.reshape(f * n, 3), np.linalg.solve(a, rhs.reshape(f * n, 3)), atol=1e-10)
+
+
+def test_chord_steps_track_like_full_gauss_newton(model, intr):
+    # chord steps (reused Jacobian) and full Gauss-Newton steps reach the same fits on a noisy sequence
+    rng = np.random.default_rng(21)
+    gt = _gt(rng, model, intr)
+    fits = {}
+    for chord in (0, 1, 3):
+        fitter = FaceFitter(model, landmark_ids(model), FitOptions(chord_steps=chord, tracking_tolerance=1e-6))
+        noise = np.random.default_rng(22)
+        p, prev, out = gt, None, []
+        for _ in range(8):
+            p = p.replace(root_rotation=p.root_rotation + [0.0, 0.03, 0.01],
+                          translation_mm=p.translation_mm + [2.0, -1.0, 4.0])
+            uv = fitter.landmarks_px(p, intr) + noise.normal(scale=0.5, size=(len(fitter.lm), 2))
+            prev = fitter.fit_frame(Landmarks(uv, np.full(len(uv), 0.5)), intr, prev, gt.identity)
+            assert prev.converged, prev.message
+            out.append(prev.landmarks_px)
+        fits[chord] = np.array(out)
+    for chord in (1, 3):   # the same optimum: convergence is confirmed with the Jacobian at the final point
+        assert np.abs(fits[0] - fits[chord]).max() < 0.005
+
+
+@pytest.mark.parametrize("field, value, text", [("chord_steps", -1, "chord_steps must be >= 0"),
+                                                ("tracking_tolerance", 0.0, "tracking_tolerance must be finite and > 0")])
+def test_tracking_options_are_checked(field, value, text):
+    with pytest.raises(ValueError, match=text):
+        FitOptions(**{field: value})

@@ -39,9 +39,10 @@ class FitOptions:
       (about half a unit per parameter); on ``bench fit`` it stops ~0.3 iterations earlier per frame with
       equal or better accuracy than 1e-3.
     - ``initial_lambda`` 1e-3 (LM damping, scaled by diag(J^T J)).
-    - ``chord_steps`` 3: in warm-started tracking, up to this many consecutive LM steps reuse the last
-      landmark Jacobian (chord steps: true residuals and cost, J^T W r with the recent J), so a frame
-      usually evaluates one Jacobian; 0 evaluates it at every step.
+    - ``chord_steps`` 1: in warm-started tracking, up to this many consecutive LM steps reuse the last
+      landmark Jacobian (chord steps: true residuals and cost, J^T W r with the recent J); convergence is
+      still confirmed with the Jacobian at the final point. 0 evaluates it at every step. On ``bench fit``
+      1 is fastest (more chord steps converge more slowly and need more confirmations).
     - ``sparsity_threshold_cm`` 1e-3: basis entries moving a landmark by at most this are dropped (Sec. 3.3).
     Input checks (degenerate input is reported, never fitted):
     - ``min_landmarks`` 8 informative landmarks needed; ``max_sigma_fraction`` 0.05: a landmark is
@@ -63,7 +64,7 @@ class FitOptions:
     tolerance_px: float = 0.01
     tracking_tolerance: float = 3e-3
     initial_lambda: float = 1e-3
-    chord_steps: int = 3
+    chord_steps: int = 1
     sparsity_threshold_cm: float = 1e-3
     min_landmarks: int = 8
     max_sigma_fraction: float = 0.05

@@ -433,6 +433,9 @@ class FaceFitter:
         and cost at the new point, g = J^T W r(x) and the same J^T W J. Frame to frame the pose moves a few
         degrees, so J barely changes; a rejected chord step refreshes J first. The Jacobian at the final
         point is evaluated once (the next frame's first step uses it), so a frame usually costs one Jacobian.
+        Chord steps converge to their own fixed point (J_old^T W r = 0), so convergence is only accepted
+        with the Jacobian at the final point: after chord steps it is evaluated there and the Gauss-Newton
+        prediction decides whether to stop (the usual case) or to go on with full steps.
         ``tolerance``: relative cost decrease to stop at (default ``options.tolerance``).
         """
         o = self.options
@@ -452,6 +455,7 @@ class FaceFitter:
         x_norm_tol = o.tolerance * (float(np.sqrt(x @ x)) + o.tolerance)
         for it in range(1, max_iter + 1):
             improved = False
+            stale_step = not fresh        # this iteration's step is computed with an old Jacobian
             attempt = 0
             while attempt < 8:
                 try:
@@ -505,10 +509,20 @@ class FaceFitter:
                     continue
                 lam *= 10.0
                 attempt += 1
-            if not improved:
+            if not improved and fresh:
                 converged = True  # no descent step exists at this damping: a (local) minimum
                 msg = ""
                 break
+            if (converged and stale_step) or not improved:
+                # chord steps stop at their own fixed point (J_old^T r = 0): confirm with the Jacobian at x,
+                # which the next frame needs anyway, and go on with true Gauss-Newton steps if needed
+                if not fresh:
+                    ev = self._frame_eval(x, rest, cam, jac=True)
+                    jf = self._jacobian_rows(ev)
+                    hb = self._gauss_newton_h(jf, row_w)
+                    cost, g, h = self._residual_terms(x, ev, jf, data, uv_prev, isect, hb)
+                fresh, age, converged = True, chord, False
+                continue
             if converged:
                 break
         if not converged:
