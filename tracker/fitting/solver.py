@@ -10,8 +10,12 @@ landmark region over each region's support (45 % fewer flops for the 320-landmar
 than one dense BLAS syrk over all landmarks (445 us vs 105 us), so the landmark block is one syrk.
 
 Tracking is warm-started from the previous frame and reuses its final Jacobian (the Jacobian depends on the
-parameters only), and stops when the Gauss-Newton model predicts a relative decrease below ``tolerance``,
-so a typical frame costs two to three Jacobian evaluations.
+parameters only). Its first step is a chord step (``FitOptions.chord_steps``): the new point gets a
+residual-only evaluation, and the gradient J^T W r(x) uses the Jacobian it started with; convergence is only
+accepted with the Jacobian at the final point (evaluated once; the next frame reuses it), i.e. when the
+Gauss-Newton model predicts a relative decrease below ``tracking_tolerance``. A typical frame costs one
+Jacobian, one to two residual-only evaluations and two to three bounded solves (``bench fit``: ~2.2
+iterations per frame).
 
 Modes:
 - tracking (:meth:`FaceFitter.fit_frame`): expression, root rotation and translation, joints (neck, head,
