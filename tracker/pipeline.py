@@ -294,28 +294,8 @@ class Pipeline:
             return None, t_det
 
     def _predict(self, image: np.ndarray, roi: Roi) -> Landmarks:
-        """The network on the ROI. The crop is cut from the part of the image the ROI covers (a view, no copy),
-        so the anti-aliasing pyramid of ``warp_to_crop`` shrinks that part only, not the whole frame."""
-        crop_fn = getattr(self.predictor, "crop", None)
-        run_fn = getattr(self.predictor, "predict_crops", None)
-        if crop_fn is None or run_fn is None:
-            return self.predictor.predict(image, roi)
-        h, w = image.shape[:2]
-        s = roi.size
-        corners = roi.crop_to_image(np.array([[-0.5, -0.5], [s - 0.5, -0.5], [-0.5, s - 0.5], [s - 0.5, s - 0.5]]))
-        lo = np.floor(corners.min(0)).astype(int) - 2
-        hi = np.ceil(corners.max(0)).astype(int) + 3
-        x0, y0 = max(0, int(lo[0])) & ~3, max(0, int(lo[1])) & ~3  # multiples of 4: the pyramid keeps its phase
-        x1, y1 = min(w, int(hi[0])), min(h, int(hi[1]))
-        if x1 - x0 < 4 or y1 - y0 < 4 or (x1 - x0) * (y1 - y0) >= w * h:
-            return self.predictor.predict(image, roi)
-        from tracker.landmarks.decode import decode_output
-
-        # crop = A p + b with p = p_sub + (x0, y0)
-        m = roi.matrix.copy()
-        m[:, 2] += m[:, :2] @ np.array([x0, y0], dtype=np.float64)
-        crop = crop_fn(image[y0:y1, x0:x1], Roi(matrix=m, size=s))
-        return decode_output(run_fn(crop[None])[0], roi)
+        """The network on the ROI (``warp_to_crop`` reads only the part of the frame the crop covers)."""
+        return self.predictor.predict(image, roi)
 
     def _network(self, image: np.ndarray, roi: Roi, refine: bool) -> tuple[Roi, Landmarks]:
         lms = self._predict(image, roi)

@@ -73,17 +73,39 @@ def roi_from_points(points: np.ndarray, size: int) -> Roi:
 def warp_to_crop(image: np.ndarray, roi: Roi) -> np.ndarray:
     """Cut the ROI out of an image: (H, W[, C]) -> (S, S[, C]), same dtype, black outside the image.
 
-    Large downscales go through an image pyramid first, so an 8K frame does not alias.
+    Only the part of the image the crop covers is read (a view, plus a margin for the filters), so the cost
+    does not grow with the frame size. Large downscales go through an image pyramid of that part first, so an
+    8K frame does not alias.
     """
     if image.ndim not in (2, 3) or image.shape[0] < 1 or image.shape[1] < 1:
         raise ValueError(f"expected an (H, W) or (H, W, C) image, got shape {image.shape}")
+    h, w = image.shape[:2]
+    levels = 0  # pyrDown halvings so that one crop pixel covers at most 2 image pixels
+    while roi.scale_px / 2.0 ** levels > 2.0 and min(h, w) >= 4 * 2 ** levels:
+        levels += 1
+    # The covered region: the crop's corners in the image, grown by the bilinear and pyramid filter support
+    # (2 px per level at that level's scale), its origin on the pyramid's grid so the pixels stay in phase.
+    s = roi.size
+    corners = roi.crop_to_image(np.array([[-0.5, -0.5], [s - 0.5, -0.5], [-0.5, s - 0.5], [s - 0.5, s - 0.5]]))
+    margin = 2 + 4 * 2 ** levels
+    grid = 2 ** levels
+    x0 = max(0, int(np.floor(corners[:, 0].min())) - margin) // grid * grid
+    y0 = max(0, int(np.floor(corners[:, 1].min())) - margin) // grid * grid
+    x1 = min(w, int(np.ceil(corners[:, 0].max())) + margin + 1)
+    y1 = min(h, int(np.ceil(corners[:, 1].max())) + margin + 1)
+    if x1 <= x0 or y1 <= y0:  # the crop lies wholly outside the image
+        return np.zeros((s, s) + image.shape[2:], dtype=image.dtype)
+    src = image[y0:y1, x0:x1]
+    # crop = A p + b with p = p_region + (x0, y0)
     matrix = roi.matrix.copy()
-    src = image
-    # Each pyrDown halves the image; crop = A @ (2 * p_half + 0.5) - 0.5 + ... in OpenCV's centre convention.
-    while roi.scale_px / (image.shape[1] / src.shape[1]) > 2.0 and min(src.shape[:2]) >= 4:
+    matrix[:, 2] += matrix[:, :2] @ np.array([x0, y0], dtype=np.float64)
+    for _ in range(levels):
+        if min(src.shape[:2]) < 2:
+            break
+        # One pyrDown halves the image; with OpenCV's pixel centres p = 2 q + 0.5, so crop = 2A q + (A 0.5 + b).
         src = cv2.pyrDown(src)
         matrix = np.hstack([matrix[:, :2] * 2.0, (matrix[:, 2] + matrix[:, :2] @ np.array([0.5, 0.5]))[:, None]])
-    return cv2.warpAffine(src, matrix, (roi.size, roi.size), flags=cv2.INTER_LINEAR,
+    return cv2.warpAffine(src, matrix, (s, s), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
