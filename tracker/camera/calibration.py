@@ -269,7 +269,14 @@ def calibrate_board(images: Iterable[np.ndarray | Frame], spec: BoardSpec | str,
     """Calibrate from images or frames showing the board. Raises CalibrationError with what to do when it cannot."""
     spec = BoardSpec.parse(spec) if isinstance(spec, str) else spec
     options = options or BoardCalibrationOptions()
-    collector = collect_views(images, spec, options)
+    return calibrate_collected(collect_views(images, spec, options), spec, options)
+
+
+def calibrate_collected(collector: BoardViewCollector, spec: BoardSpec,
+                        options: BoardCalibrationOptions | None = None) -> BoardCalibration:
+    """Calibrate from the views a collector kept. Raises CalibrationError saying what is missing: images, a board
+    in view, enough views, or tilt variety."""
+    options = options or BoardCalibrationOptions()
     if collector.n_images == 0:
         raise CalibrationError("no images to calibrate from")
     if collector.n_detected == 0:

@@ -105,7 +105,7 @@ def _board(args, camera_id: str) -> dict:
     import cv2
 
     from tracker.camera.board import BoardSpec
-    from tracker.camera.calibration import BoardViewCollector, CalibrationError, calibrate_views, check_pose_set
+    from tracker.camera.calibration import BoardViewCollector, CalibrationError, calibrate_collected
     from tracker.camera.sources import SourceError
 
     try:
@@ -149,17 +149,10 @@ def _board(args, camera_id: str) -> dict:
         raise CommandError(str(exc)) from exc
     except CalibrationError as exc:
         raise CommandError(str(exc)) from exc
-    if collector.n_images == 0:
-        raise CommandError("the source delivered no frames")
-    if collector.n_detected == 0:
-        raise CommandError(f"no board in view: the {spec} board was not found in any of the {collector.n_images} "
-                           f"images (check --board: a checkerboard is given by its inner corners, e.g. 9x6 for "
-                           f"10x7 squares, and must be fully visible)")
     try:
-        check_pose_set(collector.views)
-        result = calibrate_views(collector.views, board=str(spec))
+        result = calibrate_collected(collector, spec)
     except CalibrationError as exc:
-        raise CommandError(f"{exc} [{collector.status()}]") from exc
+        raise CommandError(str(exc)) from exc
     print(collector.status())
     print(result.summary())
     out = {"method": "board", "camera_id": camera_id, "board": str(spec), **_intrinsics_json(result.intrinsics),
