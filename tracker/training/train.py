@@ -347,6 +347,8 @@ def train(opts: TrainOptions) -> dict:
             t_val = time.time()
             trained_s -= t_val - now  # validation time is not training time
             t_last = t_val
+        if last_step:
+            break
         if time.time() - t_ckpt > 60 * opts.ckpt_minutes:
             save_checkpoint(last, model, opt, step, epoch, best, opts, summary, trained_s)
             t_ckpt = time.time()
