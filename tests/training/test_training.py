@@ -220,6 +220,12 @@ def test_train_resume_and_export_end_to_end(real68, tmp_path, monkeypatch):
     assert all(float(r["img_per_s"]) > 0 and np.isfinite(float(r["val_nme"])) for r in rows)
     ckpt = torch.load(str(run / "last.pt"), weights_only=False)
     assert ckpt["step"] == 5
+    # a time budget ends the run by itself, after one last validation
+    timed = dict(common, out=tmp_path / "timed")
+    train(TrainOptions(steps=10**6, budget_minutes=0.02, **timed))
+    rows = list(csv.DictReader(open(tmp_path / "timed" / "log.csv")))
+    assert len(rows) >= 1 and float(rows[-1]["seconds"]) >= 1  # 1.2 s budget, logged in whole seconds
+    assert float(rows[-1]["lr"]) < 0.02 * 2e-3  # the cosine has reached its floor (1% of the peak)
     meta = export_checkpoint(run / "best.pt", tmp_path / "out" / "model.onnx")
     assert meta["input_size"] == 64 and meta["n_landmarks"] == 68 and meta["trained"]["onnx_max_abs_diff"] < 1e-4
     assert json.loads((tmp_path / "out" / "model.json").read_text()) == meta
