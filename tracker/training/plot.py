@@ -18,7 +18,12 @@ def read_log(path: Path) -> dict[str, np.ndarray]:
         rows = list(csv.DictReader(fh))
     if not rows:
         raise ValueError(f"{path} has no rows")
-    return {k: np.array([float(r[k]) for r in rows]) for k in rows[0]}
+    d = {k: np.array([float(r[k]) for r in rows]) for k in rows[0]}
+    # rows logged at the same training second (e.g. validations right at the end of a time budget): their mean
+    t, inverse = np.unique(d["seconds"], return_inverse=True)
+    if len(t) < len(d["seconds"]):
+        d = {k: np.bincount(inverse, v) / np.bincount(inverse) for k, v in d.items()}
+    return d
 
 
 def plot_logs(logs: list[Path], out: Path, labels: list[str] | None = None,
