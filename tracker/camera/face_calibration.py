@@ -36,6 +36,7 @@ from typing import Callable, Iterable, Protocol, Sequence
 
 import numpy as np
 
+from tracker.fitting.rotation import rodrigues as _rodrigues
 from tracker.types import JOINT_NAMES, MODEL_TO_CAMERA_AXES, FitParams, Intrinsics, Landmarks, TrackedFrame
 
 log = logging.getLogger(__name__)
@@ -66,16 +67,6 @@ class FaceCalibrationError(ValueError):
 
 # ----------------------------------------------------------------------------------------------------------
 # Head orientation
-
-
-def _rodrigues(v: np.ndarray) -> np.ndarray:
-    v = np.asarray(v, dtype=np.float64)
-    theta = float(np.linalg.norm(v))
-    if theta < 1e-12:
-        return np.eye(3)
-    k = v / theta
-    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
-    return np.eye(3) + math.sin(theta) * kx + (1 - math.cos(theta)) * kx @ kx
 
 
 def head_yaw_pitch_deg(params: FitParams) -> tuple[float, float]:

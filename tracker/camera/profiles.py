@@ -152,13 +152,18 @@ def _float_or_none(x) -> float | None:
     return None if x is None else float(x)
 
 
+def _write_json_atomic(path: Path, obj) -> None:
+    """Write JSON through a temporary file and a rename, so a crash never leaves a half-written profile."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    tmp.replace(path)
+
+
 def save_profile(profile: CameraProfile) -> Path:
     """Write the profile (atomically) and return its path."""
     path = profile.path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(profile.to_json(), indent=2) + "\n")
-    tmp.replace(path)
+    _write_json_atomic(path, profile.to_json())
     log.info("saved camera profile %s", path)
     return path
 
@@ -275,10 +280,7 @@ def save_face_profile(profile: FaceProfile) -> Path:
     if identity.ndim != 1 or not np.all(np.isfinite(identity)):
         raise ProfileError(f"face profile identity must be a finite (n_id,) vector, got shape {identity.shape}")
     path = face_profile_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(profile.to_json(), indent=2) + "\n")
-    tmp.replace(path)
+    _write_json_atomic(path, profile.to_json())
     log.info("saved face profile %s", path)
     return path
 

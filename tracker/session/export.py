@@ -23,6 +23,7 @@ from typing import Iterator
 
 import numpy as np
 
+from tracker.fitting.rotation import rodrigues as _rodrigues
 from tracker.session.reader import SessionReader
 from tracker.session.records import SessionError, params_from_record, to_jsonable
 from tracker.types import MODEL_TO_CAMERA_AXES, FitParams
@@ -97,16 +98,6 @@ def arkit_weights(expression: np.ndarray, mapping: list[list[int]], joints: np.n
 
 
 # ------------------------------------------------------------------------------------------------- angles
-
-
-def _rodrigues(w: np.ndarray) -> np.ndarray:
-    w = np.asarray(w, dtype=np.float64)
-    theta = float(np.linalg.norm(w))
-    if theta < 1e-12:
-        return np.eye(3)
-    k = w / theta
-    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
-    return np.eye(3) + math.sin(theta) * kx + (1 - math.cos(theta)) * kx @ kx
 
 
 def euler_yxz(r: np.ndarray) -> tuple[float, float, float]:
