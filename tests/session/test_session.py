@@ -23,7 +23,11 @@ from tracker.session.writer import SessionWriter, WriterOptions
 CLIP = "videos/lp_d18.mp4"
 
 
-def _record(shared_data, folder, n=40, untracked_every=7, options=WriterOptions()):
+def _record(shared_data, folder, n=40, untracked_every=7, options=WriterOptions(), pause_after=None):
+    """Record n frames of a clip with fake fits; ``pause_after``: frame count after which the producer pauses
+    (0.5 s), so that a wall-clock segment boundary falls inside the recording however fast encoding is."""
+    import time
+
     rng = np.random.default_rng(0)
     written = []
     with VideoSource(shared_data / CLIP) as src:
@@ -33,6 +37,8 @@ def _record(shared_data, folder, n=40, untracked_every=7, options=WriterOptions(
                 tf = fake_tracked(frame, rng, tracked=(frame.index % untracked_every != 3))
                 w.write(tf)
                 written.append(tf)
+                if len(written) == pause_after:
+                    time.sleep(0.5)
                 if len(written) == n:
                     break
     return written, w
@@ -63,7 +69,7 @@ def test_record_then_replay_gives_the_same_parameters(shared_data, tmp_path):
 
 
 def test_replay_from_a_position(shared_data, tmp_path):
-    written, _ = _record(shared_data, tmp_path / "s", n=40, options=WriterOptions(segment_s=0.05))
+    written, _ = _record(shared_data, tmp_path / "s", n=40, options=WriterOptions(segment_s=0.05), pause_after=20)
     r = SessionReader(tmp_path / "s")
     assert len(r._segments) >= 2  # short segments: seeking skips whole ones
     for start in (r._segments[-1][0] + 1, 5):
