@@ -108,6 +108,16 @@ class LandmarkModel:
         return np.flatnonzero(self.joint_parents < 0)
 
     @cached_property
+    def expression_columns(self) -> tuple[np.ndarray, np.ndarray]:
+        """((L, m) int64, (L,) int64): the expressions each landmark depends on, padded, and their count."""
+        count = self.expression_support.sum(axis=1).astype(np.int64)
+        cols = np.zeros((len(self), max(int(count.max(initial=0)), 1)), dtype=np.int64)
+        for l, row in enumerate(self.expression_support):
+            idx = np.flatnonzero(row)
+            cols[l, :idx.size] = idx
+        return cols, count
+
+    @cached_property
     def expression_basis_flat(self) -> np.ndarray:
         """(3L, n_exp) view of the expression basis for one gemv per rest shape."""
         return self.expression_basis_cm.reshape(-1, self.n_expression)
@@ -403,6 +413,32 @@ def evaluate(lm: LandmarkModel, rest: IdentityRest, expression: np.ndarray, root
         d_identity = (p_cam.reshape(2 * n, 3) @ cam).reshape(n, 2, 3) @ dv_dbeta
     d_focal = np.stack([xn, camera.aspect * yn], axis=1) if jac_focal else None
     return LandmarkEval(uv, x, jac, d_identity, d_focal, n_exp)
+
+
+def evaluate_compiled(lm: LandmarkModel, rest: IdentityRest, expression: np.ndarray, root_rotation: np.ndarray,
+                      translation_mm: np.ndarray, joints: np.ndarray, camera: Camera, *,
+                      jacobian: bool = True) -> LandmarkEval:
+    """:func:`evaluate` without the identity and focal Jacobians, by the compiled kernel
+    (:func:`tracker.fitting.kernels.evaluate_frame`): the tracking hot path. Same outputs up to rounding."""
+    from tracker.fitting.kernels import evaluate_frame
+
+    n, k_count = lm.skin_weights.shape
+    n_exp = lm.n_expression
+    cols, count = lm.expression_columns
+    uv = np.empty((n, 2))
+    x_mm = np.empty((n, 3))
+    jac = np.empty((n, 2, n_exp + 6 + 3 * k_count)) if jacobian else _NO_JAC
+    fx = float(camera.focal_px)
+    evaluate_frame(np.asarray(expression, dtype=np.float64), np.asarray(root_rotation, dtype=np.float64),
+                   np.asarray(translation_mm, dtype=np.float64),
+                   np.asarray(joints, dtype=np.float64).reshape(k_count, 3), rest.shape_cm, rest.joints_cm,
+                   lm.expression_basis_cm, cols, count, lm.skin_weights, lm.subtree_weights, lm.joint_parents,
+                   _MODEL_TO_CAMERA_MM, fx, fx * camera.aspect, float(camera.cx), float(camera.cy), bool(jacobian),
+                   uv, x_mm, jac)
+    return LandmarkEval(uv, x_mm, jac if jacobian else None, None, None, n_exp)
+
+
+_NO_JAC = np.empty((0, 2, 0))
 
 
 def posed_points_cm(lm: LandmarkModel, rest: IdentityRest, expression: np.ndarray,

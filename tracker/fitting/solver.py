@@ -15,7 +15,8 @@ residual-only evaluation, and the gradient J^T W r(x) uses the Jacobian it start
 accepted with the Jacobian at the final point (evaluated once; the next frame reuses it), i.e. when the
 Gauss-Newton model predicts a relative decrease below ``tracking_tolerance``. A typical frame costs one
 Jacobian, one to two residual-only evaluations and two to three bounded solves (``bench fit``: ~2.2
-iterations per frame).
+iterations per frame). The evaluations and the bounded solves run as compiled kernels
+(``tracker.fitting.kernels``, numba), so the dense J^T W J product is now the largest single cost.
 
 Modes:
 - tracking (:meth:`FaceFitter.fit_frame`): expression, root rotation and translation, joints (neck, head,
@@ -44,7 +45,9 @@ from scipy.linalg.lapack import dpotrf, dpotrs, dtrtri
 from tracker.face.model import HeadModel, LandmarkSet
 from tracker.fitting.energy import FitOptions
 from tracker.fitting.intersect import IntersectModel, PackedIntersect, intersect_residuals
-from tracker.fitting.landmark_model import Camera, IdentityRest, LandmarkModel, evaluate
+from tracker.fitting.kernels import bounded_step as _bounded_step_kernel
+from tracker.fitting.kernels import landmark_terms, scale_rows
+from tracker.fitting.landmark_model import Camera, IdentityRest, LandmarkModel, evaluate, evaluate_compiled
 from tracker.types import MODEL_TO_CAMERA_AXES, CM_TO_MM, FitParams, FitResult, Intrinsics, Landmarks
 
 log = logging.getLogger(__name__)
@@ -120,6 +123,21 @@ class FaceFitter:
         self._isect: PackedIntersect | None = None
         self._isect_cache: tuple | None = None
         self._last_eval: tuple | None = None
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Compile the tracking kernels (or load them from numba's on-disk cache: about 0.15 s) with this
+        model's own array types, so the first tracked frame does not pay for it (a first compile on a new
+        machine takes a few seconds)."""
+        x = np.zeros(self.nf)
+        x[self.s_trans] = (0.0, 0.0, 600.0)
+        cam = Camera(600.0, 320.0, 240.0)
+        for jac in (False, True):
+            ev = self._frame_eval(x, self.rest(np.zeros(self.n_id)), cam, jac=jac)
+        self._bounded_step(np.eye(self.na), np.ones(self.na), x, 1e-3)
+        jf = self._jacobian_rows(ev)
+        self._gauss_newton_h(jf, np.ones(jf.shape[0]))
+        landmark_terms(ev.uv_px, ev.uv_px, np.ones(len(ev.uv_px)), ev.uv_px, 0.0, jf, np.empty(jf.shape[1]))
 
     # ------------------------------------------------------------------ parameters
     def rest(self, identity: np.ndarray) -> IdentityRest:
@@ -248,6 +266,10 @@ class FaceFitter:
     # ------------------------------------------------------------------ one frame: tracking mode
     def _frame_eval(self, x: np.ndarray, rest: IdentityRest, cam: Camera, jac: bool,
                     jac_id: bool = False, jac_focal: bool = False):
+        if not (jac_id or jac_focal):
+            # the tracking hot path: the compiled kernel (same values as the numpy reference)
+            return evaluate_compiled(self.lm, rest, x[self.s_exp], x[self.s_root], x[self.s_trans],
+                                     x[self.s_joints], cam, jacobian=jac)
         return evaluate(self.lm, rest, x[self.s_exp], x[self.s_root], x[self.s_trans],
                         x[self.s_joints].reshape(self.n_joints, 3), cam, jacobian=jac, jac_identity=jac_id,
                         jac_focal=jac_focal)
@@ -306,7 +328,9 @@ class FaceFitter:
     def _gauss_newton_h(self, jf: np.ndarray, row_w: np.ndarray) -> np.ndarray:
         """J^T W J of Eq. 2 (+ E_temporal) as A^T A with A = sqrt(W) J (one syrk), plus the diagonal priors
         E_expression, E_joints (their residuals are the parameters themselves)."""
-        h = _ata(jf * row_w[:, None])
+        a = np.empty(jf.shape)
+        scale_rows(jf, row_w, a)
+        h = _ata(a)
         h.flat[self._prior_diag] += self._prior_weight
         return h
 
@@ -315,15 +339,11 @@ class FaceFitter:
         """cost, g = J^T r and H = ``h_base`` + E_intersect's J^T J at ``x``, with the landmark residuals of
         ``ev`` (at ``x``) and the landmark Jacobian ``jf`` (at ``x``, or a recent point for chord steps)."""
         o = self.options
-        res = ev.uv_px - data.mu
-        # Eq. 2 (+ E_temporal): e = W r, cost = r^T W r
-        e = res * data.w[:, None]
-        cost = float(e.ravel() @ res.ravel())
-        if uv_prev is not None and o.w_temporal > 0:
-            d = ev.uv_px - uv_prev
-            cost += o.w_temporal * float(d.ravel() @ d.ravel())
-            e += o.w_temporal * d
-        g = e.ravel() @ jf
+        # Eq. 2 (+ E_temporal): cost = r^T W r (+ w_t |uv - uv_prev|^2), g = J^T (W r (+ w_t (uv - uv_prev)))
+        g = np.empty(jf.shape[1])
+        temporal = uv_prev is not None and o.w_temporal > 0
+        cost = landmark_terms(ev.uv_px, data.mu, data.w, uv_prev if temporal else ev.uv_px,
+                              float(o.w_temporal) if temporal else 0.0, jf, g)
         # E_expression + E_joints = sum_i p_i x_i^2 over the active columns (p_i: w_expression, w_joints, 0)
         xa = x if self.na == self.nf else x[self.active]
         px = self._prior_vector * xa
@@ -413,7 +433,16 @@ class FaceFitter:
         psi at a bound whose gradient points outwards is held (d = 0); a free psi whose step would leave
         the box is fixed at the bound (d = bound - psi) and the others are solved again, at most 4 times.
         Only the free rows and columns are factored (fixed steps d_F move to the right-hand side:
-        H_FF d_F = -g_F - H_FX d_X), so the usual case of most expressions resting at 0 is a small system."""
+        H_FF d_F = -g_F - H_FX d_X), so the usual case of most expressions resting at 0 is a small system.
+        Runs as the compiled :func:`tracker.fitting.kernels.bounded_step`; :meth:`_bounded_step_numpy` is
+        the reference it is tested against."""
+        d = np.empty(self.na)
+        if not _bounded_step_kernel(h, g, self._exp_pos, x[self._exp_idx], float(lam), d):
+            raise np.linalg.LinAlgError("damped Gauss-Newton matrix not positive definite")
+        return d
+
+    def _bounded_step_numpy(self, h: np.ndarray, g: np.ndarray, x: np.ndarray, lam: float) -> np.ndarray:
+        """The numpy reference of :meth:`_bounded_step`."""
         ie = self._exp_pos
         psi = x[self._exp_idx]
         ge = g[ie]
