@@ -22,7 +22,16 @@ from numba import njit
 _SMALL = 1e-4
 
 
-@njit(cache=True, fastmath=False, nogil=True)
+def _jit(fn):
+    """``njit`` with numba's on-disk cache; without it where numba finds no writable cache folder (it then
+    compiles once per process instead)."""
+    try:
+        return njit(cache=True, nogil=True)(fn)
+    except RuntimeError:  # "cannot cache function ...: no locator available"
+        return njit(nogil=True)(fn)
+
+
+@_jit
 def _rod_coeffs(x, y, z):
     t2 = x * x + y * y + z * z
     if t2 < _SMALL * _SMALL:
@@ -31,7 +40,7 @@ def _rod_coeffs(x, y, z):
     return t2, math.sin(t) / t, (1.0 - math.cos(t)) / t2
 
 
-@njit(cache=True, fastmath=False, nogil=True)
+@_jit
 def _left_coeffs(x, y, z):
     t2 = x * x + y * y + z * z
     if t2 < _SMALL * _SMALL:
@@ -40,7 +49,7 @@ def _left_coeffs(x, y, z):
     return t2, (1.0 - math.cos(t)) / t2, (t - math.sin(t)) / (t2 * t)
 
 
-@njit(cache=True, fastmath=False, nogil=True)
+@_jit
 def _so3(out, w, left):
     """out (3, 3) = I + a [w]x + b [w]x^2: Rodrigues' R (``left`` False) or the left Jacobian J_l (True)."""
     x, y, z = w[0], w[1], w[2]
@@ -59,20 +68,20 @@ def _so3(out, w, left):
     out[2, 2] = 1.0 + b * (z * z - t2)
 
 
-@njit(cache=True, fastmath=False, nogil=True)
+@_jit
 def _mat3(out, a, b):
     for i in range(3):
         for j in range(3):
             out[i, j] = a[i, 0] * b[0, j] + a[i, 1] * b[1, j] + a[i, 2] * b[2, j]
 
 
-@njit(cache=True, fastmath=False, nogil=True)
+@_jit
 def _vec3(out, a, v):
     for i in range(3):
         out[i] = a[i, 0] * v[0] + a[i, 1] * v[1] + a[i, 2] * v[2]
 
 
-@njit(cache=True, fastmath=False, nogil=True)
+@_jit
 def evaluate_frame(psi, root_rotation, translation_mm, theta, shape_cm, joints_cm, exp_basis, exp_cols,
                    exp_count, skin_weights, subtree_weights, parents, model_to_camera_mm, fx, fy, cx, cy,
                    jacobian, uv, x_mm, jac):
@@ -260,7 +269,7 @@ def evaluate_frame(psi, root_rotation, translation_mm, theta, shape_cm, joints_c
                                           + cr[i, 2] * rot_maps[r, 2, j])
 
 
-@njit(cache=True, fastmath=False, nogil=True)
+@_jit
 def _cholesky_solve_inplace(a, rhs):
     """Solve a x = rhs for symmetric positive definite ``a`` (lower Cholesky, a overwritten); returns
     False when ``a`` is not positive definite (``rhs`` then holds garbage)."""
@@ -292,7 +301,7 @@ def _cholesky_solve_inplace(a, rhs):
     return True
 
 
-@njit(cache=True, fastmath=False, nogil=True)
+@_jit
 def bounded_step(h, g, exp_pos, psi, lam, d):
     """(H + lam diag H) d = -g with psi + d kept in [0, 1] (primal active set, as
     ``FaceFitter._bounded_step``): a psi at a bound whose gradient points outwards is held; a free psi whose
@@ -348,7 +357,7 @@ def bounded_step(h, g, exp_pos, psi, lam, d):
 
 
 
-@njit(cache=True, fastmath=False, nogil=True)
+@_jit
 def scale_rows(jf, row_w, out):
     """out = jf * row_w[:, None]: sqrt(W) J for J^T W J as one syrk."""
     for r in range(jf.shape[0]):
@@ -357,7 +366,7 @@ def scale_rows(jf, row_w, out):
             out[r, c] = jf[r, c] * w
 
 
-@njit(cache=True, fastmath=False, nogil=True)
+@_jit
 def landmark_terms(uv, mu, w, uv_prev, w_temporal, jf, g):
     """E_landmarks (+ E_temporal when ``w_temporal`` > 0) and its gradient: returns
     cost = sum_l w_l |uv_l - mu_l|^2 + w_t |uv_l - uv_prev_l|^2 and writes g = J^T e with
