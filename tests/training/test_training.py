@@ -220,6 +220,11 @@ def test_train_resume_and_export_end_to_end(real68, tmp_path, monkeypatch):
     assert all(float(r["img_per_s"]) > 0 and np.isfinite(float(r["val_nme"])) for r in rows)
     ckpt = torch.load(str(run / "last.pt"), weights_only=False)
     assert ckpt["step"] == 5
+    # last.pt carries its own figures (the validation at step 5), the best checkpoint's are kept apart
+    assert ckpt["summary"]["step"] == 5
+    best_step = min(rows, key=lambda r: float(r["val_nme"]))["step"]
+    assert ckpt["best_summary"]["step"] == int(best_step)
+    assert export_checkpoint(run / "last.pt", tmp_path / "last" / "m.onnx")["trained"]["step"] == 5
     # a time budget ends the run by itself, after one last validation
     timed = dict(common, out=tmp_path / "timed")
     train(TrainOptions(steps=10**6, budget_minutes=0.02, **timed))

@@ -206,11 +206,15 @@ def make_optimizer(model: LandmarkNet, opts: TrainOptions) -> torch.optim.AdamW:
 
 
 def save_checkpoint(path: Path, model: LandmarkNet, opt: torch.optim.Optimizer, step: int, epoch: float,
-                    best: float, opts: TrainOptions, summary: dict, trained_s: float = 0.0) -> None:
+                    best: float, opts: TrainOptions, summary: dict, trained_s: float = 0.0,
+                    best_summary: dict | None = None) -> None:
+    """``summary``: the validation figures of these weights (what an export writes into the sidecar);
+    ``best_summary``: those of the best checkpoint so far (kept across ``--resume``)."""
     tmp = path.with_suffix(".tmp")
     torch.save({"trained_s": trained_s, "model": model.state_dict(), "optimizer": opt.state_dict(), "step": step, "epoch": epoch,
                 "best_nme": best, "config": model.config.to_dict(), "landmark_set": opts.landmark_set,
-                "summary": summary, "options": {k: str(v) for k, v in vars(opts).items()}}, str(tmp))
+                "summary": summary, "best_summary": summary if best_summary is None else best_summary,
+                "options": {k: str(v) for k, v in vars(opts).items()}}, str(tmp))
     tmp.replace(path)
 
 
@@ -243,7 +247,8 @@ def train(opts: TrainOptions) -> dict:
     model = LandmarkNet(cfg).to(device)
     opt = make_optimizer(model, opts)
     step, epoch, best, trained_s = 0, 0.0, float("inf"), 0.0
-    summary: dict = {}
+    summary: dict = {}    # the best checkpoint's validation figures
+    latest: dict = {}     # the latest validation's (of the weights last.pt holds, at the end)
     last = out / "last.pt"
     if opts.resume and last.is_file():
         ckpt = torch.load(str(last), map_location=device, weights_only=False)
@@ -253,7 +258,8 @@ def train(opts: TrainOptions) -> dict:
         trained_s = float(ckpt.get("trained_s", 0.0))
         if opts.reset_best:
             best = float("inf")
-        summary = ckpt.get("summary", {})
+        summary = ckpt.get("best_summary", ckpt.get("summary", {}))
+        latest = ckpt.get("summary", {})
         log.info("resumed %s at step %d (best NME %.2f)", last, step, best)
     elif opts.init is not None:
         ckpt = torch.load(str(opts.init), map_location="cpu", weights_only=False)
@@ -338,11 +344,12 @@ def train(opts: TrainOptions) -> dict:
             log.info("share of errors within 1 / 2 sigma: %.2f / %.2f", metrics["within_1sigma"],
                      metrics["within_2sigma"])
             losses, seen_since, t_rate = [], 0, time.time()
+            latest = {"step": step, "epoch": round(epoch, 3), "train_samples": len(train_set),
+                      "val_samples": len(validator.images), "train_img_per_s": round(rate, 1),
+                      **{k: round(v, 4) for k, v in metrics.items()}}
             if metrics["val_nme"] < best:
                 best = metrics["val_nme"]
-                summary = {"step": step, "epoch": round(epoch, 3), "train_samples": len(train_set),
-                           "val_samples": len(validator.images), "train_img_per_s": round(rate, 1),
-                           **{k: round(v, 4) for k, v in metrics.items()}}
+                summary = latest
                 save_checkpoint(out / "best.pt", model, opt, step, epoch, best, opts, summary, trained_s)
             t_val = time.time()
             trained_s -= t_val - now  # validation time is not training time
@@ -350,9 +357,10 @@ def train(opts: TrainOptions) -> dict:
         if last_step:
             break
         if time.time() - t_ckpt > 60 * opts.ckpt_minutes:
-            save_checkpoint(last, model, opt, step, epoch, best, opts, summary, trained_s)
+            save_checkpoint(last, model, opt, step, epoch, best, opts, latest, trained_s, summary)
             t_ckpt = time.time()
-    save_checkpoint(last, model, opt, step, epoch, best, opts, summary, trained_s)
+    # last.pt's own figures are those of the latest validation (at the end of a schedule: of these weights)
+    save_checkpoint(last, model, opt, step, epoch, best, opts, latest, trained_s, summary)
     log_file.close()
     log.info("stopped at step %d; best validation NME %.2f%%", step, best)
     return summary
