@@ -60,16 +60,12 @@ def _pin_one_thread(pin_core: bool = True) -> dict:
         except OSError as exc:
             info["pinned_to_core"] = f"failed: {exc}"
     cv2.setNumThreads(1)
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, "1")
-    info.update({"opencv_threads": cv2.getNumThreads(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS")})
-    try:
-        from threadpoolctl import threadpool_limits
+    # numpy is loaded by now, so OpenBLAS has already started its thread pool: the environment variables
+    # alone would leave a worker thread busy-waiting on another core (about 3 ms of CPU per frame)
+    from tracker.fitting.bench import limit_threads
 
-        threadpool_limits(1)
-        info["blas_threads"] = 1
-    except ImportError:
-        info["blas_threads"] = "OMP_NUM_THREADS" if os.environ.get("OMP_NUM_THREADS") == "1" else "unpinned"
+    info["blas_threads"] = f"1 ({limit_threads()})"
+    info.update({"opencv_threads": cv2.getNumThreads(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS")})
     return info
 
 

@@ -55,8 +55,9 @@ class _Sample:
 
 
 def _pin_one_thread() -> None:
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, "1")
+    from tracker.fitting.bench import limit_threads
+
+    limit_threads()  # BLAS (already loaded with numpy) to one thread, and the environment for later libraries
     import cv2
 
     cv2.setNumThreads(1)
