@@ -1,5 +1,6 @@
 """Compiled (numba) kernels of the tracking hot path: the landmark evaluation with its per-frame Jacobian,
-and the bounded Levenberg-Marquardt step.
+the bounded Levenberg-Marquardt step, the landmark cost with its gradient J^T W r, and the row scaling
+sqrt(W) J before the one J^T W J product (BLAS syrk, which stays in scipy).
 
 Why compiled: :func:`tracker.fitting.landmark_model.evaluate` is about sixty numpy calls on arrays of a few
 hundred rows, and a numpy call costs a few microseconds however small its array, so in numpy one evaluation
