@@ -64,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     name = args.command or "app"
+    from tracker.threads import limit_blas_threads
+
+    limit_blas_threads(1)  # small BLAS calls: a second thread only busy-waits (tracker/threads.py)
     module = modules.get(name)
     if module is None:
         print(f"main.py {name}: not implemented yet", file=sys.stderr)

@@ -26,8 +26,6 @@ One thread: BLAS is limited to one thread before any work is done.
 
 from __future__ import annotations
 
-import ctypes
-import glob
 import logging
 import math
 import os
@@ -51,27 +49,13 @@ def add_arguments(parser) -> None:
 
 
 def limit_threads() -> str:
-    """One BLAS thread: threadpoolctl when installed, else OpenBLAS's own setter; env for child processes."""
+    """One BLAS thread (now, through :func:`tracker.threads.limit_blas_threads`) and the environment for
+    libraries loaded later and child processes."""
+    from tracker.threads import limit_blas_threads
+
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"
-    try:
-        from threadpoolctl import threadpool_limits
-        threadpool_limits(1)
-        return "threadpoolctl"
-    except ImportError:
-        pass
-    libs = glob.glob(os.path.join(os.path.dirname(np.__file__), "..", "numpy.libs", "libopenblas*"))
-    for path in libs:
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for name in ("openblas_set_num_threads64_", "openblas_set_num_threads"):
-            fn = getattr(lib, name, None)
-            if fn is not None:
-                fn(1)
-                return name
-    return "environment only"
+    return limit_blas_threads(1)
 
 
 # ---------------------------------------------------------------------------------------------- synthesis
