@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import ctypes
-import glob
 import os
 
-import numpy as np
-
-from tracker.threads import limit_blas_threads
+from tracker.threads import blas_threads, limit_blas_threads
 
 
 def _openblas_threads() -> int:
-    for path in glob.glob(os.path.join(os.path.dirname(np.__file__), "..", "numpy.libs", "libopenblas*")):
-        lib = ctypes.CDLL(path)
-        for name in ("openblas_get_num_threads64_", "openblas_get_num_threads"):
-            fn = getattr(lib, name, None)
-            if fn is not None:
-                return int(fn())
-    raise AssertionError("numpy's OpenBLAS not found")
+    n = blas_threads()
+    assert n is not None, "numpy's OpenBLAS not found"
+    return n
 
 
 def test_limit_blas_threads_takes_effect_after_numpy_is_loaded():

@@ -62,9 +62,9 @@ def _pin_one_thread(pin_core: bool = True) -> dict:
     cv2.setNumThreads(1)
     # numpy is loaded by now, so OpenBLAS has already started its thread pool: the environment variables
     # alone would leave a worker thread busy-waiting on another core (about 3 ms of CPU per frame)
-    from tracker.fitting.bench import limit_threads
+    from tracker.threads import limit_to_one_thread
 
-    info["blas_threads"] = f"1 ({limit_threads()})"
+    info["blas_threads"] = f"1 ({limit_to_one_thread()})"
     info.update({"opencv_threads": cv2.getNumThreads(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS")})
     return info
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass
 
@@ -46,16 +45,6 @@ def add_arguments(parser) -> None:
     parser.add_argument("--sequences", type=int, default=None, help="tracking sequences per mode (default 3, quick 2)")
     parser.add_argument("--frames", type=int, default=None, help="frames per tracking sequence (default 100, quick 30)")
     parser.add_argument("--keyframes", type=int, default=None, help="keyframes per identity/focal run (default 60)")
-
-
-def limit_threads() -> str:
-    """One BLAS thread (now, through :func:`tracker.threads.limit_blas_threads`) and the environment for
-    libraries loaded later and child processes."""
-    from tracker.threads import limit_blas_threads
-
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = "1"
-    return limit_blas_threads(1)
 
 
 # ---------------------------------------------------------------------------------------------- synthesis
@@ -253,7 +242,9 @@ def _landmark_set(model, name: str):
 
 
 def run(args) -> dict:
-    threads = limit_threads()
+    from tracker.threads import limit_to_one_thread
+
+    threads = limit_to_one_thread()
     from tracker.face.build import load_head_model
     from tracker.fitting import FaceFitter
 

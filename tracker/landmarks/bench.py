@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,9 +54,9 @@ class _Sample:
 
 
 def _pin_one_thread() -> None:
-    from tracker.fitting.bench import limit_threads
+    from tracker.threads import limit_to_one_thread
 
-    limit_threads()  # BLAS (already loaded with numpy) to one thread, and the environment for later libraries
+    limit_to_one_thread()  # BLAS (already loaded with numpy) to one thread, and the environment for later libraries
     import cv2
 
     cv2.setNumThreads(1)
