@@ -67,6 +67,35 @@ def test_onnx_export_matches_torch(tmp_path):
     assert sess.run(None, {"image": np.zeros((5, 3, 64, 64), np.float32)})[0].shape == (5, 20, 3)
 
 
+def test_spatial_head_starts_from_pooled_weights_and_exports(tmp_path):
+    torch.manual_seed(1)
+    pooled = LandmarkNet(NetworkConfig(input_size=64, n_landmarks=20, width_mult=0.25))
+    torch.nn.init.normal_(pooled.head.weight, std=0.05)
+    with torch.no_grad():  # BatchNorm statistics of real activations, so the features are not near zero
+        pooled.train()(torch.rand(8, 3, 64, 64))
+    spatial = LandmarkNet(NetworkConfig(input_size=64, n_landmarks=20, width_mult=0.25, spatial_channels=8))
+    assert set(pooled.state_dict()) < set(spatial.state_dict())
+    spatial.load_state_dict(pooled.state_dict(), strict=False)
+    x = torch.rand(4, 3, 64, 64)
+    pooled.eval(), spatial.eval()
+    with torch.no_grad():  # the spatial head's linear layer starts at zero: the same function as the pooled net
+        assert torch.equal(pooled(x), spatial(x))
+    # both linear layers get the head's learning-rate multiplier
+    opt = make_optimizer(spatial, TrainOptions(out=tmp_path, data=[], val=[], head_lr_mult=0.1))
+    head_ids = {id(p) for p in opt.param_groups[1]["params"]}
+    assert {id(spatial.spatial_head.weight), id(spatial.head.weight)} <= head_ids
+    assert id(spatial.spatial_reduce[0].weight) not in head_ids
+    # once trained, the spatial head adds to the pooled head's output
+    torch.nn.init.normal_(spatial.spatial_head.weight, std=0.05)
+    with torch.no_grad():
+        spatial.spatial_reduce[1].running_var.fill_(1e-2)  # the untrained 1x1 convolution's outputs are small
+        assert (spatial(x) - pooled(x)).abs().max() > 1e-3
+    check = check_onnx(spatial, export_onnx(spatial, tmp_path / "s.onnx"), batch=2, n_timing=2)
+    assert check.max_abs_diff < 1e-4
+    with pytest.raises(ValueError, match="spatial_channels"):
+        NetworkConfig(spatial_channels=-1)
+
+
 def test_loss_known_values_and_reference():
     # landmark 0: sigma 1, error (3, 4) -> 0 + 25 / 2; landmark 1: sigma 2, no error -> log 4; weights 1 and 0.5
     pred = torch.tensor([[[3.0, 4.0, 0.0], [1.0, 1.0, float(np.log(2.0))]]])

@@ -24,11 +24,13 @@ INITIAL_LOG_SIGMA = float(np.log(0.05))
 
 @dataclass(frozen=True)
 class NetworkConfig:
-    """``input_size``: S; ``n_landmarks``: L; ``width_mult``: MobileNetV2 width multiplier."""
+    """``input_size``: S; ``n_landmarks``: L; ``width_mult``: MobileNetV2 width multiplier;
+    ``spatial_channels``: K > 0 adds the spatial head (see :class:`LandmarkNet`), 0 leaves it out."""
 
     input_size: int = 128
     n_landmarks: int = 320
     width_mult: float = 0.5
+    spatial_channels: int = 0
 
     def __post_init__(self) -> None:
         if not 32 <= self.input_size <= 512 or self.input_size % 32:
@@ -37,6 +39,8 @@ class NetworkConfig:
             raise ValueError(f"n_landmarks must be positive, got {self.n_landmarks}")
         if not 0.1 <= self.width_mult <= 2.0:
             raise ValueError(f"width_mult must be in [0.1, 2], got {self.width_mult}")
+        if not 0 <= self.spatial_channels <= 256:
+            raise ValueError(f"spatial_channels must be in [0, 256], got {self.spatial_channels}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -74,7 +78,13 @@ class InvertedResidual(nn.Module):
 
 
 class LandmarkNet(nn.Module):
-    """MobileNetV2 backbone, global average pool, one linear layer to L x 3."""
+    """MobileNetV2 backbone, global average pool, one linear layer to L x 3.
+
+    With ``spatial_channels`` K > 0, a second (spatial) head adds its output to the first: the last feature map
+    (S/32 x S/32 cells) goes through a 1x1 convolution to K channels and, flattened, through a linear layer to
+    L x 3. The average pool throws away where in the crop a feature was seen; the spatial head keeps it. Its
+    linear layer starts at zero, so a network initialised from pooled-head weights starts out unchanged.
+    """
 
     def __init__(self, config: NetworkConfig) -> None:
         super().__init__()
@@ -91,6 +101,11 @@ class LandmarkNet(nn.Module):
         layers.append(_conv_bn(cin, last, 1, 1))
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(last, config.n_landmarks * 3)
+        k = config.spatial_channels
+        if k:
+            cells = (config.input_size // 32) ** 2
+            self.spatial_reduce = _conv_bn(last, k, 1, 1)
+            self.spatial_head = nn.Linear(k * cells, config.n_landmarks * 3)
         self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
         self._init_weights()
@@ -103,6 +118,9 @@ class LandmarkNet(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
         nn.init.normal_(self.head.weight, std=1e-3)
+        if self.config.spatial_channels:
+            nn.init.zeros_(self.spatial_head.weight)
+            nn.init.zeros_(self.spatial_head.bias)
         self.set_initial_landmarks(np.zeros((self.config.n_landmarks, 2)))
 
     def set_initial_landmarks(self, mean_xy: np.ndarray) -> None:
@@ -117,8 +135,16 @@ class LandmarkNet(nn.Module):
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """(N, 3, S, S) RGB in [0, 1] -> (N, L, 3): x, y (normalised crop coords), log sigma."""
         x = (image - self.mean) / self.std
-        x = self.features(x).mean(dim=(2, 3))
-        return self.head(x).view(-1, self.config.n_landmarks, 3)
+        f = self.features(x)
+        out = self.head(f.mean(dim=(2, 3)))
+        if self.config.spatial_channels:
+            out = out + self.spatial_head(self.spatial_reduce(f).flatten(1))
+        return out.view(-1, self.config.n_landmarks, 3)
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        """The linear layers that map features to landmarks (the optimiser slows them down)."""
+        layers = [self.head] + ([self.spatial_head] if self.config.spatial_channels else [])
+        return [p for layer in layers for p in layer.parameters()]
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -71,6 +71,7 @@ class TrainOptions:
     init: Path | None = None
     input_size: int = 128
     width_mult: float = 0.5
+    spatial_channels: int = 0
     landmark_set: str = "landmarks320"
     batch: int = 32
     lr: float = 2e-3
@@ -198,7 +199,7 @@ class Validator:
 def make_optimizer(model: LandmarkNet, opts: TrainOptions) -> torch.optim.AdamW:
     """AdamW; the wide linear head gets ``head_lr_mult`` times the learning rate (Adam moves every one of its
     ~1280 inputs' weights by about the learning rate at once, which makes the first steps unstable)."""
-    head = list(model.head.parameters())
+    head = model.head_parameters()
     ids = {id(p) for p in head}
     body = [p for p in model.parameters() if id(p) not in ids]
     return torch.optim.AdamW([{"params": body, "lr_mult": 1.0}, {"params": head, "lr_mult": opts.head_lr_mult}],
@@ -233,7 +234,7 @@ def train(opts: TrainOptions) -> dict:
     train_set, val_set = split_train_val(load_sets(data_paths), load_sets(val_paths) if val_paths else None)
     n_lm = train_set.n_landmarks
     log.info("%d training and %d validation samples, %d landmarks", len(train_set), len(val_set), n_lm)
-    cfg = NetworkConfig(opts.input_size, n_lm, opts.width_mult)
+    cfg = NetworkConfig(opts.input_size, n_lm, opts.width_mult, opts.spatial_channels)
     cdir = cache_dir() / "landmark_training" / "images"
     train_cache = ImageCache.build(train_set, cfg.input_size, cdir)
     val_cache = ImageCache.build(val_set, cfg.input_size, cdir)
@@ -376,7 +377,7 @@ def parse_args(argv: list[str] | None = None) -> TrainOptions:
     p.add_argument("--reset-best", action="store_true",
                    help="with --resume: forget the best NME so far (the validation data changed)")
     p.add_argument("--init", type=Path, default=None, help="start from this checkpoint's weights, fresh schedule")
-    for name in ("input_size", "batch", "steps", "warmup", "val_max", "threads", "seed"):
+    for name in ("input_size", "spatial_channels", "batch", "steps", "warmup", "val_max", "threads", "seed"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
     for name in ("width_mult", "lr", "head_lr_mult", "weight_decay", "ckpt_minutes", "val_minutes", "max_minutes",
                  "budget_minutes"):
