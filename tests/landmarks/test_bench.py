@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 
+import pytest
+
 from tests.landmarks.tiny_model import build_tiny_model
 from tracker.landmarks import bench
 
@@ -26,6 +28,10 @@ def test_bench_runs_all_parts_on_a_few_images(tmp_path):
         assert r["held_out_images"] == 3 and r["training_images"] >= 5
         assert 0 <= r["failure_rate"] <= 1
         assert r["nme_mean"] > 0 and r["nme_median"] > 0
+        regions = r["nme_mean_by_region"]
+        assert set(regions) == {"jaw", "brows", "nose", "eyes", "mouth"}
+        counts = {"jaw": 17, "brows": 10, "nose": 9, "eyes": 12, "mouth": 20}
+        assert sum(counts[k] * v for k, v in regions.items()) / 68 == pytest.approx(r["nme_mean"])
     # MediaPipe under label translation is accurate on these easy photos
     assert mesh["faces_found"] == 3 and mesh["nme_mean"] < 10
     cal = res["calibration"]

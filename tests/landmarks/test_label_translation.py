@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tracker.landmarks.label_translation import apply_ridge, fit_ridge, fit_translation, nme_interocular
+from tracker.landmarks.label_translation import apply_ridge, fit_ridge, fit_translation, nme_by_region, nme_interocular
 
 
 def test_ridge_recovers_an_exact_linear_map():
@@ -39,3 +39,14 @@ def test_nme_known_value():
     gt[0, 45] = [100.0, 0.0]
     pred = gt + np.array([3.0, 4.0])  # every point 5 px off
     np.testing.assert_allclose(nme_interocular(pred, gt), [5.0])
+
+
+def test_nme_by_region_splits_the_error_by_ibug_region():
+    gt = np.zeros((2, 68, 2))
+    gt[:, 45, 0] = 50.0  # outer eye corners 50 px apart
+    pred = gt.copy()
+    pred[:, 48:68, 1] += 5.0  # only the mouth is off, by 10 % of the eye distance
+    regions = nme_by_region(pred, gt)
+    assert regions["mouth"] == pytest.approx(10.0)
+    assert all(regions[k] == 0.0 for k in ("jaw", "brows", "nose", "eyes"))
+    assert 20 * regions["mouth"] / 68 == pytest.approx(nme_interocular(pred, gt).mean())

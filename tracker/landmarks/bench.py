@@ -110,7 +110,7 @@ def _from_frame(n: np.ndarray, roi) -> np.ndarray:
 
 def evaluate_translation(samples: list[_Sample], get) -> dict:
     """Label translation + NME for one method. ``get(sample) -> (roi, pts (L, 2) px) | None``."""
-    from tracker.landmarks.label_translation import fit_translation, nme_interocular, apply_ridge
+    from tracker.landmarks.label_translation import apply_ridge, fit_translation, nme_by_region, nme_interocular
 
     train = [(s, get(s)) for s in samples if not s.held_out]
     train = [(s, g) for s, g in train if g is not None]
@@ -130,11 +130,14 @@ def evaluate_translation(samples: list[_Sample], get) -> dict:
         preds[s.name] = pred
         nmes.append(float(nme_interocular(pred[None], s.gt[None])[0]))
     nmes = np.array(nmes)
+    by_region = nme_by_region(np.stack(list(preds.values())), np.stack([s.gt for s in held if s.name in preds])) \
+        if preds else {}
     n_fail = (len(held) - len(nmes)) + int(np.sum(nmes > FAILURE_NME))
     out = {"held_out_images": len(held), "faces_found": int(len(nmes)), "training_images": len(train),
            "ridge_lambda": lam,
            "nme_mean": float(nmes.mean()) if len(nmes) else float("nan"),
            "nme_median": float(np.median(nmes)) if len(nmes) else float("nan"),
+           "nme_mean_by_region": by_region,
            "failure_rate": n_fail / len(held), "failure_nme_threshold": FAILURE_NME}
     return out, w
 

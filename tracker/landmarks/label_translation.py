@@ -14,6 +14,9 @@ import numpy as np
 
 #: iBUG outer eye corners: the inter-ocular normalisation of 300-W.
 IBUG_OUTER_EYE_CORNERS = (36, 45)
+#: iBUG 68 regions (0-based point ranges) for the per-region breakdown of the NME.
+IBUG_REGIONS = {"jaw": range(0, 17), "brows": range(17, 27), "nose": range(27, 36), "eyes": range(36, 48),
+                "mouth": range(48, 68)}
 RIDGE_GRID = (1e-9, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 
 
@@ -43,6 +46,16 @@ def nme_interocular(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     gt = np.asarray(gt, dtype=np.float64)
     d = np.linalg.norm(gt[:, IBUG_OUTER_EYE_CORNERS[0]] - gt[:, IBUG_OUTER_EYE_CORNERS[1]], axis=1)
     return 100.0 * np.linalg.norm(pred - gt, axis=2).mean(axis=1) / d
+
+
+def nme_by_region(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
+    """(M, 68, 2) predictions and ground truth -> mean NME (%, outer-eye-corner distance) of each iBUG region's
+    points (:data:`IBUG_REGIONS`): the mean over regions weighted by their point counts is the overall NME."""
+    pred = np.asarray(pred, dtype=np.float64)
+    gt = np.asarray(gt, dtype=np.float64)
+    d = np.linalg.norm(gt[:, IBUG_OUTER_EYE_CORNERS[0]] - gt[:, IBUG_OUTER_EYE_CORNERS[1]], axis=1)
+    err = 100.0 * np.linalg.norm(pred - gt, axis=2) / d[:, None]
+    return {name: float(err[:, list(idx)].mean()) for name, idx in IBUG_REGIONS.items()}
 
 
 def fit_translation(x: np.ndarray, y: np.ndarray, grid=RIDGE_GRID, seed: int = 0) -> tuple[np.ndarray, float]:
