@@ -40,21 +40,23 @@ def apply_ridge(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     return x @ w[:-1] + w[-1]
 
 
-def nme_interocular(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """(M, 68, 2) predictions and ground truth in px -> (M,) NME in percent of the outer-eye-corner distance."""
+def point_errors(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """(M, 68, 2) predictions and ground truth in px -> (M, 68) errors in percent of the outer-eye-corner distance."""
     pred = np.asarray(pred, dtype=np.float64)
     gt = np.asarray(gt, dtype=np.float64)
     d = np.linalg.norm(gt[:, IBUG_OUTER_EYE_CORNERS[0]] - gt[:, IBUG_OUTER_EYE_CORNERS[1]], axis=1)
-    return 100.0 * np.linalg.norm(pred - gt, axis=2).mean(axis=1) / d
+    return 100.0 * np.linalg.norm(pred - gt, axis=2) / d[:, None]
+
+
+def nme_interocular(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """(M, 68, 2) predictions and ground truth in px -> (M,) NME in percent of the outer-eye-corner distance."""
+    return point_errors(pred, gt).mean(axis=1)
 
 
 def nme_by_region(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
     """(M, 68, 2) predictions and ground truth -> mean NME (%, outer-eye-corner distance) of each iBUG region's
     points (:data:`IBUG_REGIONS`): the mean over regions weighted by their point counts is the overall NME."""
-    pred = np.asarray(pred, dtype=np.float64)
-    gt = np.asarray(gt, dtype=np.float64)
-    d = np.linalg.norm(gt[:, IBUG_OUTER_EYE_CORNERS[0]] - gt[:, IBUG_OUTER_EYE_CORNERS[1]], axis=1)
-    err = 100.0 * np.linalg.norm(pred - gt, axis=2) / d[:, None]
+    err = point_errors(pred, gt)
     return {name: float(err[:, list(idx)].mean()) for name, idx in IBUG_REGIONS.items()}
 
 
