@@ -120,18 +120,15 @@ def evaluate_translation(samples: list[_Sample], get) -> dict:
     x = np.stack([_frame_coords(g[1], g[0]).ravel() for _, g in train])
     y = np.stack([_frame_coords(s.gt, g[0]).ravel() for s, g in train])
     w, lam = fit_translation(x, y)
-    nmes = []
-    preds = {}
+    preds, gts = [], []
     for s in held:
         g = get(s)
         if g is None:
             continue
-        pred = _from_frame(apply_ridge(_frame_coords(g[1], g[0]).ravel()[None], w)[0].reshape(68, 2), g[0])
-        preds[s.name] = pred
-        nmes.append(float(nme_interocular(pred[None], s.gt[None])[0]))
-    nmes = np.array(nmes)
-    by_region = nme_by_region(np.stack(list(preds.values())), np.stack([s.gt for s in held if s.name in preds])) \
-        if preds else {}
+        preds.append(_from_frame(apply_ridge(_frame_coords(g[1], g[0]).ravel()[None], w)[0].reshape(68, 2), g[0]))
+        gts.append(s.gt)
+    nmes = nme_interocular(np.stack(preds), np.stack(gts)) if preds else np.zeros(0)
+    by_region = nme_by_region(np.stack(preds), np.stack(gts)) if preds else {}
     n_fail = (len(held) - len(nmes)) + int(np.sum(nmes > FAILURE_NME))
     out = {"held_out_images": len(held), "faces_found": int(len(nmes)), "training_images": len(train),
            "ridge_lambda": lam,
