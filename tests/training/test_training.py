@@ -19,8 +19,8 @@ from tracker.training.export import check_onnx, export_checkpoint, export_onnx
 from tracker.training.ibug import IBUG_MIRROR, labelled_from_68, read_csv68
 from tracker.training.loss import gaussian_nll, gaussian_nll_numpy
 from tracker.training.network import LandmarkNet, NetworkConfig
-from tracker.training.train import (TrainOptions, is_held_out_path, lr_at, make_optimizer, parse_args,
-                                   split_train_val, train)
+from tracker.training.train import (TrainOptions, augment_config, is_held_out_path, lr_at, make_optimizer,
+                                   parse_args, split_train_val, train)
 
 
 @pytest.fixture(scope="module")
@@ -204,6 +204,19 @@ def test_augmentations_keep_shape_and_jitter_is_bounded():
     pts = np.array([[100.0, 100.0], [160.0, 100.0], [130.0, 170.0]])
     moves = [np.abs(jitter_roi_points(pts, rng, AugmentConfig()) - pts).max() for _ in range(200)]
     assert 0 < np.median(moves) < 25 and max(moves) < 80
+
+
+def test_augment_overrides_from_the_command_line(tmp_path, capsys):
+    opts = parse_args(["--out", str(tmp_path), "--augment", "p_occluder=0.15", "rotation_deg=5"])
+    cfg = augment_config(opts.augment)
+    assert cfg.p_occluder == 0.15 and cfg.rotation_deg == 5.0 and cfg.p_blur == AugmentConfig().p_blur
+    assert augment_config({}) == AugmentConfig()
+    for bad, message in (("p_fog=0.1", "unknown augmentation setting"), ("p_blur=1.5", "out of range"),
+                         ("rotation_deg=-1", "out of range"), ("p_blur", "expected NAME=VALUE"),
+                         ("p_blur=lots", "could not convert")):
+        with pytest.raises(SystemExit):
+            parse_args(["--out", str(tmp_path), "--augment", bad])
+        assert message in capsys.readouterr().err
 
 
 def test_held_out_images_never_train(real68):

@@ -33,7 +33,7 @@ import os
 import re
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +89,20 @@ class TrainOptions:
     select_source: str = "300w-train"
     reset_best: bool = False
     device: str = "cpu"
+    augment: dict = field(default_factory=dict)
+
+
+def augment_config(overrides: dict) -> AugmentConfig:
+    """The default augmentation with some fields replaced (``--augment p_occluder=0.15 p_blur=0.1``)."""
+    known = {f.name for f in fields(AugmentConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"unknown augmentation setting(s) {unknown}; known: {sorted(known)}")
+    bad = sorted(k for k, v in overrides.items()
+                 if not (np.isfinite(v) and v >= 0 and (v <= 1 or not k.startswith("p_"))))
+    if bad:
+        raise ValueError(f"augmentation setting(s) {bad} out of range (>= 0; probabilities at most 1)")
+    return replace(AugmentConfig(), **{k: float(v) for k, v in overrides.items()})
 
 
 def lr_at(step: int, opts: TrainOptions, progress: float | None = None) -> float:
@@ -241,7 +255,8 @@ def train(opts: TrainOptions) -> dict:
     mirror = load_mirror(opts.landmark_set, n_lm)
     if mirror is None:
         log.warning("no mirror permutation for %s: mirror augmentation is off", opts.landmark_set)
-    dataset = CropDataset(train_set, train_cache, cfg.input_size, mirror, AugmentConfig(), seed=opts.seed)
+    dataset = CropDataset(train_set, train_cache, cfg.input_size, mirror, augment_config(opts.augment),
+                          seed=opts.seed)
     validator = Validator(val_set, val_cache, cfg.input_size, opts.val_max, select_source=opts.select_source)
 
     device = torch.device(opts.device)
@@ -386,7 +401,18 @@ def parse_args(argv: list[str] | None = None) -> TrainOptions:
     p.add_argument("--device", default=d.device, help="torch device: cpu (default) or cuda on a GPU machine")
     p.add_argument("--select-source", default=d.select_source,
                    help="validation source whose NME picks best.pt (default: held-out 300-W ground truth)")
+    p.add_argument("--augment", nargs="*", default=[], metavar="NAME=VALUE",
+                   help="change augmentation settings of tracker.training.augment.AugmentConfig, e.g. p_occluder=0.15")
     a = p.parse_args(argv)
+    augment = {}
+    for item in a.augment:
+        name, eq, value = item.partition("=")
+        try:
+            augment[name] = float(value) if eq else float("nan")
+            augment_config({name: augment[name]})
+        except ValueError as exc:
+            p.error(f"--augment {item}: {exc if eq else 'expected NAME=VALUE'}")
+    a.augment = augment
     for f in a.data + a.val:
         if not f.is_file():
             p.error(f"no such file: {f}")
