@@ -407,11 +407,16 @@ def parse_args(argv: list[str] | None = None) -> TrainOptions:
     augment = {}
     for item in a.augment:
         name, eq, value = item.partition("=")
+        if not eq:
+            p.error(f"--augment {item}: expected NAME=VALUE")
         try:
-            augment[name] = float(value) if eq else float("nan")
-            augment_config({name: augment[name]})
+            augment[name] = float(value)
         except ValueError as exc:
-            p.error(f"--augment {item}: {exc if eq else 'expected NAME=VALUE'}")
+            p.error(f"--augment {item}: {exc}")
+    try:
+        augment_config(augment)
+    except ValueError as exc:
+        p.error(f"--augment: {exc}")
     a.augment = augment
     for f in a.data + a.val:
         if not f.is_file():
