@@ -110,7 +110,7 @@ def _from_frame(n: np.ndarray, roi) -> np.ndarray:
 
 def evaluate_translation(samples: list[_Sample], get) -> dict:
     """Label translation + NME for one method. ``get(sample) -> (roi, pts (L, 2) px) | None``."""
-    from tracker.landmarks.label_translation import apply_ridge, fit_translation, nme_by_region, nme_interocular
+    from tracker.landmarks.label_translation import apply_ridge, fit_translation, point_errors, region_means
 
     train = [(s, get(s)) for s in samples if not s.held_out]
     train = [(s, g) for s, g in train if g is not None]
@@ -127,8 +127,9 @@ def evaluate_translation(samples: list[_Sample], get) -> dict:
             continue
         preds.append(_from_frame(apply_ridge(_frame_coords(g[1], g[0]).ravel()[None], w)[0].reshape(68, 2), g[0]))
         gts.append(s.gt)
-    nmes = nme_interocular(np.stack(preds), np.stack(gts)) if preds else np.zeros(0)
-    by_region = nme_by_region(np.stack(preds), np.stack(gts)) if preds else {}
+    errors = point_errors(np.stack(preds), np.stack(gts)) if preds else np.zeros((0, 68))
+    nmes = errors.mean(axis=1)  # nme_interocular
+    by_region = region_means(errors) if preds else {}
     n_fail = (len(held) - len(nmes)) + int(np.sum(nmes > FAILURE_NME))
     out = {"held_out_images": len(held), "faces_found": int(len(nmes)), "training_images": len(train),
            "ridge_lambda": lam,

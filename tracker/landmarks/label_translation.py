@@ -56,8 +56,12 @@ def nme_interocular(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
 def nme_by_region(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
     """(M, 68, 2) predictions and ground truth -> mean NME (%, outer-eye-corner distance) of each iBUG region's
     points (:data:`IBUG_REGIONS`): the mean over regions weighted by their point counts is the overall NME."""
-    err = point_errors(pred, gt)
-    return {name: float(err[:, list(idx)].mean()) for name, idx in IBUG_REGIONS.items()}
+    return region_means(point_errors(pred, gt))
+
+
+def region_means(errors: np.ndarray) -> dict[str, float]:
+    """(M, 68) point errors (:func:`point_errors`) -> the mean of each iBUG region's points."""
+    return {name: float(errors[:, list(idx)].mean()) for name, idx in IBUG_REGIONS.items()}
 
 
 def fit_translation(x: np.ndarray, y: np.ndarray, grid=RIDGE_GRID, seed: int = 0) -> tuple[np.ndarray, float]:
