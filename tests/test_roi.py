@@ -101,13 +101,46 @@ def test_gray_and_tiny_images():
 
 def test_invalid_points_are_rejected_with_a_message():
     with pytest.raises(ValueError, match="eyes coincide"):
-        roi_from_points(np.array([[5.0, 5.0], [5.0, 5.0], [5.0, 9.0]]), 64)
+        roi_from_points(np.array([[5.0, 5.0], [5.0, 5.0], [5.0, 5.0]]), 64)
     with pytest.raises(ValueError, match="finite"):
         roi_from_points(np.array([[np.nan, 5.0], [9.0, 5.0], [5.0, 9.0]]), 64)
     with pytest.raises(ValueError, match=r"\(3, 2\)"):
         roi_from_points(np.zeros((2, 2)), 64)
     with pytest.raises(ValueError, match="at least 8"):
         roi_from_points(np.array([[0.0, 0.0], [1.0, 0.0], [0.5, 1.0]]), 4)
+
+
+def test_profile_crop_keeps_the_head_size():
+    """Eyes closing up (the head turning to profile) with the mouth where it was: the crop's scale follows the
+    mouth distance instead of zooming in on the eyes, it is continuous where the bound starts, and the crop's
+    axes turn towards the eye-to-mouth line; coincident eyes with a mouth below them still give a crop."""
+    size = 128
+    mouth = np.array([100.0, 160.0])
+    mouth_d = 60.0
+    ratio_hi = 1.6 * TEMPLATE_MOUTH_DISTANCE / TEMPLATE_EYE_DISTANCE
+    frontal = roi_from_points(np.array([[70.0, 100.0], [130.0, 100.0], mouth]), size)
+    rois = {}
+    for eye_d in (60.0, mouth_d / ratio_hi + 1e-6, mouth_d / ratio_hi - 1e-6, 10.0, 2.0, 0.0):
+        pts = np.array([[100.0 - eye_d / 2, 100.0], [100.0 + eye_d / 2, 100.0], mouth])
+        rois[eye_d] = roi_from_points(pts, size)
+        assert np.all(np.isfinite(rois[eye_d].matrix))
+        # the mouth is never put further from the eye line than in the frontal crop's units allow
+        x_scale = np.linalg.norm(rois[eye_d].matrix[0, :2])
+        assert x_scale <= size * TEMPLATE_EYE_DISTANCE * ratio_hi / mouth_d * (1 + 1e-6)
+    np.testing.assert_allclose(rois[60.0].matrix, frontal.matrix, atol=1e-9)
+    # continuous where the bound starts to act
+    np.testing.assert_allclose(rois[mouth_d / ratio_hi + 1e-6].matrix, rois[mouth_d / ratio_hi - 1e-6].matrix,
+                               atol=1e-5)
+    # the mouth is on the crop's vertical through the eyes' midpoint, at the template's line
+    for eye_d in (10.0, 2.0, 0.0):
+        m = rois[eye_d].image_to_crop(mouth)
+        assert m[1] == pytest.approx(_template(size)[2, 1], abs=1e-6)
+        assert m[0] == pytest.approx(_template(size)[2, 0], abs=1e-6)
+    # an eye tilted away from the mouth's normal: the axis turns the more the closer the eyes are
+    tilted = [roi_from_points(np.array([[100.0 - d / 2, 100.0 - d / 2], [100.0 + d / 2, 100.0 + d / 2], mouth]),
+                              size) for d in (40.0, 10.0, 1.0)]
+    angles = [abs(np.degrees(np.arctan2(r.matrix[0, 1], r.matrix[0, 0]))) for r in tilted]
+    assert angles[0] == pytest.approx(45.0, abs=1e-6) and angles[0] > angles[1] > angles[2]
 
 
 def test_mouth_on_the_eye_line_is_clamped():

@@ -42,7 +42,7 @@ def roi_points_from_ibug68(pts68: np.ndarray) -> np.ndarray:
 def roi_from_points(points: np.ndarray, size: int) -> Roi:
     """ROI from (3, 2) image points [right eye, left eye, mouth] (subject's sides) for an S x S crop.
 
-    Raises ValueError for non-finite points or coincident eyes.
+    Raises ValueError for non-finite points, or eyes that coincide with the mouth on them.
     """
     points = np.asarray(points, dtype=np.float64)
     if points.shape != (3, 2):
@@ -52,16 +52,27 @@ def roi_from_points(points: np.ndarray, size: int) -> Roi:
     if size < 8:
         raise ValueError(f"crop size must be at least 8 px, got {size}")
     right_eye, left_eye, mouth = points
-    eye_vec = left_eye - right_eye
-    eye_dist = float(np.hypot(*eye_vec))
-    if eye_dist < 1e-3:
-        raise ValueError("ROI points are degenerate: the eyes coincide")
-    ex = eye_vec / eye_dist
-    ey = np.array([-ex[1], ex[0]])  # image "down" for an upright face
     mid = 0.5 * (right_eye + left_eye)
+    eye_vec = left_eye - right_eye
+    mouth_vec = mouth - mid
     template_ratio = TEMPLATE_MOUTH_DISTANCE / TEMPLATE_EYE_DISTANCE
     lo, hi = MOUTH_RATIO_RANGE
-    mouth_dist = float(np.clip((mouth - mid) @ ey, lo * template_ratio * eye_dist, hi * template_ratio * eye_dist))
+    # Turned far from the camera, the eyes close up in the image while the mouth stays as far from them as
+    # before: the eye distance is bounded below by the mouth's (the same ratio bound, read the other way),
+    # and the eye axis turns towards the normal of the eye-to-mouth line as the eyes close up, so a profile
+    # crop keeps the head's size instead of zooming in on the eye.
+    eye_dist = max(float(np.hypot(*eye_vec)), float(np.hypot(*mouth_vec)) / (hi * template_ratio))
+    if eye_dist < 1e-3:
+        raise ValueError("ROI points are degenerate: the eyes coincide and the mouth is on them")
+    short = eye_dist - float(np.hypot(*eye_vec))
+    if short > 0.0:
+        m_hat = mouth_vec / np.hypot(*mouth_vec)
+        eye_vec = eye_vec + short * np.array([m_hat[1], -m_hat[0]])
+        if np.hypot(*eye_vec) < 1e-6 * eye_dist:  # the eyes ran the wrong way round: take the mouth's normal
+            eye_vec = np.array([m_hat[1], -m_hat[0]])
+    ex = eye_vec / np.hypot(*eye_vec)
+    ey = np.array([-ex[1], ex[0]])  # image "down" for an upright face
+    mouth_dist = float(np.clip(mouth_vec @ ey, lo * template_ratio * eye_dist, hi * template_ratio * eye_dist))
     sx = size * TEMPLATE_EYE_DISTANCE / eye_dist
     sy = size * TEMPLATE_MOUTH_DISTANCE / mouth_dist
     a = np.stack([ex * sx, ey * sy])  # (2, 2)

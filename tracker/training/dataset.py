@@ -107,7 +107,7 @@ class LabelledSet:
 
 def _fingerprint(data: LabelledSet, input_size: int) -> str:
     h = hashlib.sha1()
-    h.update(f"v3 {input_size} {CACHE_PX_PER_CROP_PX} {CACHE_REGION_GROW}".encode())
+    h.update(f"v4 {input_size} {CACHE_PX_PER_CROP_PX} {CACHE_REGION_GROW}".encode())
     h.update("\n".join(data.images.tolist()).encode())
     h.update(np.ascontiguousarray(data.roi_points).tobytes())
     return h.hexdigest()[:16]
