@@ -18,7 +18,7 @@ from tracker.training.dataset import CropDataset, ImageCache, LabelledSet, mean_
 from tracker.training.export import check_onnx, export_checkpoint, export_onnx
 from tracker.training.ibug import IBUG_MIRROR, labelled_from_68, read_csv68
 from tracker.training.loss import gaussian_nll, gaussian_nll_numpy
-from tracker.training.network import LandmarkNet, NetworkConfig
+from tracker.training.network import LandmarkNet, NetworkConfig, widen_state_dict
 from tracker.training.train import (TrainOptions, augment_config, is_held_out_path, lr_at, make_optimizer,
                                    parse_args, split_train_val, train)
 
@@ -94,6 +94,43 @@ def test_spatial_head_starts_from_pooled_weights_and_exports(tmp_path):
     assert check.max_abs_diff < 1e-4
     with pytest.raises(ValueError, match="spatial_channels"):
         NetworkConfig(spatial_channels=-1)
+
+
+def test_widening_keeps_the_function_and_lets_the_copies_move_apart():
+    torch.manual_seed(2)
+    narrow_cfg = NetworkConfig(input_size=64, n_landmarks=20, width_mult=0.5, spatial_channels=4)
+    wide_cfg = NetworkConfig(input_size=64, n_landmarks=20, width_mult=0.75, spatial_channels=4)
+    narrow = LandmarkNet(narrow_cfg)
+    torch.nn.init.normal_(narrow.head.weight, std=0.05)
+    torch.nn.init.normal_(narrow.spatial_head.weight, std=0.05)
+    with torch.no_grad():
+        narrow.train()(torch.rand(8, 3, 64, 64))  # real BatchNorm statistics
+    wide = LandmarkNet(wide_cfg)
+    wide.load_state_dict(widen_state_dict(narrow.state_dict(), narrow_cfg, wide_cfg, seed=3))
+    assert sum(p.numel() for p in wide.parameters()) > 1.2 * sum(p.numel() for p in narrow.parameters())
+    x = torch.rand(6, 3, 64, 64)
+    narrow.eval(), wide.eval()
+    with torch.no_grad():
+        want = narrow(x)
+        assert want.abs().max() > 0.1
+        torch.testing.assert_close(wide(x), want, atol=1e-5, rtol=1e-5)
+    # in training mode too (a copied channel has its original's batch statistics)
+    narrow.train(), wide.train()
+    torch.testing.assert_close(wide(x), narrow(x), atol=1e-4, rtol=1e-4)
+    # the copies of one channel get different gradients: a loss step moves them apart
+    wide.zero_grad()
+    wide(x).square().mean().backward()
+    stem = wide.features[0][0].weight.grad  # 16 -> 24 channels: channels 16..23 copy channels of 0..15
+    n_old = narrow.features[0][0].weight.shape[0]
+    w0 = wide.features[0][0].weight.detach()
+    for c in range(n_old, stem.shape[0]):
+        orig = int(np.flatnonzero([torch.equal(w0[c], w0[k]) for k in range(n_old)])[0])
+        assert not torch.allclose(stem[c], stem[orig])
+    with pytest.raises(ValueError, match="narrow"):
+        widen_state_dict(wide.state_dict(), wide_cfg, narrow_cfg)
+    with pytest.raises(ValueError, match="input size"):
+        widen_state_dict(narrow.state_dict(), narrow_cfg, NetworkConfig(input_size=96, n_landmarks=20,
+                                                                        width_mult=0.75, spatial_channels=4))
 
 
 def test_loss_known_values_and_reference():

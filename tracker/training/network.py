@@ -147,5 +147,78 @@ class LandmarkNet(nn.Module):
         return [p for layer in layers for p in layer.parameters()]
 
 
+def _copy_map(n_old: int, n_new: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_new,) old channel of each new channel: the old ones in order, then random copies."""
+    if n_new < n_old:
+        raise ValueError(f"cannot narrow a layer from {n_old} to {n_new} channels")
+    return np.concatenate([np.arange(n_old), rng.integers(0, n_old, n_new - n_old)])
+
+
+def _split_inputs(w: torch.Tensor, g_in: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
+    """(O, I_new, ...) weights gathered from the old inputs -> the same with each old input's weight split among
+    its copies by random shares that sum to one per output row (the sum over the copies is unchanged, and the
+    copies get different gradients, so they can move apart)."""
+    share = rng.uniform(0.5, 1.5, (w.shape[0], len(g_in)))
+    total = np.zeros((w.shape[0], int(g_in.max()) + 1))
+    np.add.at(total.T, g_in, share.T)
+    share = share / total[:, g_in]
+    return w * torch.from_numpy(share).to(w.dtype).view(*share.shape, *([1] * (w.dim() - 2)))
+
+
+def widen_state_dict(state: dict, source: NetworkConfig, target: NetworkConfig, seed: int = 0) -> dict:
+    """Weights of a ``source``-width network -> weights of a wider ``target`` network that computes the same
+    function (Net2WiderNet, Chen et al. 2016): each new channel copies an old one (convolution and batch norm),
+    and the layer that reads a copied channel splits the old channel's weight among its copies. Residual
+    streams keep one channel map per stage. Input size, landmarks and spatial head must be the same."""
+    if (source.input_size, source.n_landmarks, source.spatial_channels) != (
+            target.input_size, target.n_landmarks, target.spatial_channels):
+        raise ValueError("widening keeps the input size, the landmarks and the spatial head; "
+                         f"got {source} -> {target}")
+    rng = np.random.default_rng(seed)
+    src, dst = LandmarkNet(source), LandmarkNet(target)
+    src.load_state_dict(state)
+    out = {k: v.clone() for k, v in dst.state_dict().items()}
+    src_mods, dst_mods = dict(src.named_modules()), dict(dst.named_modules())
+
+    def conv_bn(name: str, g_in: np.ndarray | None, n_out: int | None, g_out: np.ndarray | None = None):
+        """Copy conv ``name``.0 and its batch norm ``name``.1; g_in None: a depthwise conv (output map = input
+        map). Returns the output channel map."""
+        conv_old = src_mods[name + ".0"].weight.detach()
+        if g_in is None:
+            w = conv_old[torch.from_numpy(g_out)]
+        else:
+            if g_out is None:
+                g_out = _copy_map(conv_old.shape[0], n_out, rng)
+            w = _split_inputs(conv_old[torch.from_numpy(g_out)][:, torch.from_numpy(g_in)], g_in, rng)
+        out[name + ".0.weight"] = w.clone()
+        idx = torch.from_numpy(g_out)
+        for field in ("weight", "bias", "running_mean", "running_var"):
+            out[f"{name}.1.{field}"] = getattr(src_mods[name + ".1"], field).detach()[idx].clone()
+        out[f"{name}.1.num_batches_tracked"] = src_mods[name + ".1"].num_batches_tracked.clone()
+        return g_out
+
+    stream = conv_bn("features.0", np.arange(3), dst_mods["features.0.0"].out_channels)
+    for i, (a, b) in enumerate(zip(src.features, dst.features)):
+        if not isinstance(a, InvertedResidual):
+            continue
+        if a.skip != b.skip:
+            raise ValueError(f"block {i}: the residual connection differs between the widths")
+        name = f"features.{i}.block"
+        j = 0
+        g = stream
+        if len(b.block) == 3:  # expand
+            g = conv_bn(f"{name}.0", g, dst_mods[f"{name}.0.0"].out_channels)
+            j = 1
+        g = conv_bn(f"{name}.{j}", None, None, g_out=g)  # depthwise
+        stream = conv_bn(f"{name}.{j + 1}", g, dst_mods[f"{name}.{j + 1}.0"].out_channels,
+                         g_out=stream if b.skip else None)
+    last = len(dst.features) - 1
+    conv_bn(f"features.{last}", stream, None, g_out=np.arange(dst_mods[f"features.{last}.0"].out_channels))
+    for k, v in state.items():  # heads: unchanged shapes
+        if not k.startswith("features."):
+            out[k] = v.clone()
+    return out
+
+
 def count_parameters(model: nn.Module) -> int:
     return int(sum(p.numel() for p in model.parameters()))

@@ -45,7 +45,7 @@ from tracker.splits import HELD_OUT_VIDEOS, is_held_out_300w
 from tracker.training.augment import AugmentConfig
 from tracker.training.dataset import CropDataset, ImageCache, LabelledSet, load_mirror, mean_target
 from tracker.training.loss import gaussian_nll
-from tracker.training.network import LandmarkNet, NetworkConfig
+from tracker.training.network import LandmarkNet, NetworkConfig, widen_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -280,7 +280,14 @@ def train(opts: TrainOptions) -> dict:
     elif opts.init is not None:
         ckpt = torch.load(str(opts.init), map_location="cpu", weights_only=False)
         own = model.state_dict()
-        same = {k: v for k, v in ckpt["model"].items() if k in own and own[k].shape == v.shape}
+        weights = ckpt["model"]
+        src_cfg = NetworkConfig(**ckpt["config"]) if "config" in ckpt else None
+        if src_cfg is not None and src_cfg.width_mult < cfg.width_mult:
+            weights = widen_state_dict(weights, src_cfg, replace(src_cfg, width_mult=cfg.width_mult),
+                                       seed=opts.seed)
+            log.info("widened %s from width %.2f to %.2f (same function)", opts.init, src_cfg.width_mult,
+                     cfg.width_mult)
+        same = {k: v for k, v in weights.items() if k in own and own[k].shape == v.shape}
         model.load_state_dict(same, strict=False)
         if "head.weight" not in same:  # another landmark set: keep the backbone, start the head afresh
             model.set_initial_landmarks(mean_target(CropDataset(train_set, train_cache, cfg.input_size, None)))
