@@ -2,6 +2,8 @@
 
 The real-time ROI is a rotation plus non-uniform scaling: the eye centres land on two fixed points and the
 mouth on a fixed horizontal line (its horizontal position is free, so profile faces are not sheared).
+Turned towards profile, where the eyes close up in the image, the eye distance is bounded below by the mouth
+distance, so the crop keeps the head's size.
 Training crops and run-time crops both come from :func:`roi_from_points`, so they agree exactly.
 
 Crop coordinates: pixels of an ``S`` x ``S`` crop (OpenCV pixel centres). The network works in normalised

@@ -47,3 +47,13 @@ def test_bench_without_a_model_still_runs_the_baseline(tmp_path):
     res = bench.run(p.parse_args(["--limit", "2", "--model", str(tmp_path / "none.onnx")]))
     assert "landmark model not found" in res["network"]["error"]
     assert "ours" not in res["nme_300w"] and res["nme_300w"]["mediapipe_face_mesh"]["faces_found"] == 2
+
+
+def test_turn_ratio_grows_towards_profile():
+    from tracker.roi import TEMPLATE_EYE_DISTANCE, TEMPLATE_MOUTH_DISTANCE
+
+    mouth = TEMPLATE_MOUTH_DISTANCE / TEMPLATE_EYE_DISTANCE * 60.0
+    ratios = [bench.turn_ratio([[100 - e / 2, 50.0], [100 + e / 2, 50.0], [100.0, 50.0 + mouth]])
+              for e in (60.0, 40.0, 20.0, 0.0)]
+    assert ratios[0] == pytest.approx(1.0) and ratios[1] == pytest.approx(1.5) and ratios[2] == pytest.approx(3.0)
+    assert ratios[3] == float("inf")

@@ -190,21 +190,48 @@ def calibration_synthetic(predictor, labelled, limit: int | None) -> dict:
     from tracker.roi import roi_from_points
 
     n = len(labelled) if limit is None else min(len(labelled), 4 * limit)
-    errs, sigmas = [], []
+    errs, sigmas, turn, rel = [], [], [], []
     for i in range(n):
         img = cv2.imread(str(labelled.images[i]))
         if img is None:
             continue
-        roi = roi_from_points(labelled.roi_points[i], predictor.input_size)
+        pts = np.asarray(labelled.roi_points[i], dtype=np.float64)
+        roi = roi_from_points(pts, predictor.input_size)
         lm = predictor.predict(img, roi)
         ok = labelled.weights[i] > 0
         errs.append(np.linalg.norm(lm.mu_px[ok] - labelled.landmarks_px[i][ok], axis=1))
         sigmas.append(lm.sigma_px[ok])
+        turn.append(turn_ratio(pts))
+        rel.append(100.0 * float(errs[-1].mean()) / max(float(np.linalg.norm(pts[2] - 0.5 * (pts[0] + pts[1]))), 1e-6))
     if not errs:
         return {"error": "no readable synthetic validation images"}
     out = _calibration_shares(np.concatenate(errs), np.concatenate(sigmas))
     out.update({"data": "synthetic validation renders (exact labels), ground-truth ROI", "images": len(errs)})
+    turn, rel = np.asarray(turn), np.asarray(rel)
+    edges = (0.0,) + TURN_BINS + (np.inf,)
+    out["error_by_turn"] = {
+        "protocol": "mean landmark error per render in % of the eye-midpoint-to-mouth distance, by turn ratio r "
+                    "(mouth / eye distance relative to the ROI template's; about 1 frontal, large near profile)",
+        "all": {"n": len(rel), "error": float(rel.mean())},
+        **{f"r {lo:g}-{hi:g}": {"n": int(m.sum()), "error": float(rel[m].mean()) if m.any() else float("nan")}
+           for lo, hi in zip(edges[:-1], edges[1:]) for m in [(turn >= lo) & (turn < hi)]}}
     return out
+
+
+#: Turn-ratio bin edges of ``error_by_turn`` (1.6: where :func:`tracker.roi.roi_from_points` starts to bound the
+#: eye distance by the mouth's).
+TURN_BINS = (1.3, 1.6, 2.5)
+
+
+def turn_ratio(points: np.ndarray) -> float:
+    """(3, 2) ROI points -> mouth distance / eye distance relative to the ROI template's (about 1 for a frontal
+    face, growing as the head turns towards profile; inf for coincident eyes)."""
+    from tracker.roi import TEMPLATE_EYE_DISTANCE, TEMPLATE_MOUTH_DISTANCE
+
+    points = np.asarray(points, dtype=np.float64)
+    eye = float(np.linalg.norm(points[1] - points[0]))
+    mouth = float(np.linalg.norm(points[2] - 0.5 * (points[0] + points[1])))
+    return mouth / eye / (TEMPLATE_MOUTH_DISTANCE / TEMPLATE_EYE_DISTANCE) if eye > 0 else float("inf")
 
 
 def calibration_300w(samples: list[_Sample], w: np.ndarray, ibug_index: np.ndarray | None) -> dict:
