@@ -41,9 +41,10 @@ def plot_logs(logs: list[Path], out: Path, labels: list[str] | None = None,
         d = read_log(path)
         hours = (d["seconds"] + offset) / 3600.0
         name = labels[k] if labels else Path(path).parent.name
-        ax_loss.plot(hours, d["train_loss"], "-", label=f"{name} train")
-        ax_loss.plot(hours, d["val_loss"], "--", label=f"{name} val")
-        ax_nme.plot(hours, d["val_nme"], "-o", ms=3, label=name)
+        color = f"C{k % 10}"  # one colour per run: its training (solid) and validation (dashed) loss
+        ax_loss.plot(hours, d["train_loss"], "-", color=color, label=f"{name} train")
+        ax_loss.plot(hours, d["val_loss"], "--", color=color, label=f"{name} val")
+        ax_nme.plot(hours, d["val_nme"], "-o", ms=3, color=color, label=name)
         offset += float(d["seconds"][-1])
     lo = min(float(read_log(p)["train_loss"].min()) for p in logs)
     ax_loss.set_ylim(lo - 0.5, lo + 8.0)  # the first validation losses of renders are far off the scale
