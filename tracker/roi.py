@@ -63,10 +63,11 @@ def roi_from_points(points: np.ndarray, size: int) -> Roi:
     # before: the eye distance is bounded below by the mouth's (the same ratio bound, read the other way),
     # and the eye axis turns towards the normal of the eye-to-mouth line as the eyes close up, so a profile
     # crop keeps the head's size instead of zooming in on the eye.
-    eye_dist = max(float(np.hypot(*eye_vec)), float(np.hypot(*mouth_vec)) / (hi * template_ratio))
+    image_eye_dist = float(np.hypot(*eye_vec))
+    eye_dist = max(image_eye_dist, float(np.hypot(*mouth_vec)) / (hi * template_ratio))
     if eye_dist < 1e-3:
         raise ValueError("ROI points are degenerate: the eyes coincide and the mouth is on them")
-    short = eye_dist - float(np.hypot(*eye_vec))
+    short = eye_dist - image_eye_dist
     if short > 0.0:
         m_hat = mouth_vec / np.hypot(*mouth_vec)
         eye_vec = eye_vec + short * np.array([m_hat[1], -m_hat[0]])

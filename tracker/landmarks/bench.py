@@ -201,8 +201,9 @@ def calibration_synthetic(predictor, labelled, limit: int | None) -> dict:
         ok = labelled.weights[i] > 0
         errs.append(np.linalg.norm(lm.mu_px[ok] - labelled.landmarks_px[i][ok], axis=1))
         sigmas.append(lm.sigma_px[ok])
+        mouth_d = _eye_mouth_distances(pts)[1]
         turn.append(turn_ratio(pts))
-        rel.append(100.0 * float(errs[-1].mean()) / max(float(np.linalg.norm(pts[2] - 0.5 * (pts[0] + pts[1]))), 1e-6))
+        rel.append(100.0 * float(errs[-1].mean()) / max(mouth_d, 1e-6))
     if not errs:
         return {"error": "no readable synthetic validation images"}
     out = _calibration_shares(np.concatenate(errs), np.concatenate(sigmas))
@@ -228,10 +229,15 @@ def turn_ratio(points: np.ndarray) -> float:
     face, growing as the head turns towards profile; inf for coincident eyes)."""
     from tracker.roi import TEMPLATE_EYE_DISTANCE, TEMPLATE_MOUTH_DISTANCE
 
-    points = np.asarray(points, dtype=np.float64)
-    eye = float(np.linalg.norm(points[1] - points[0]))
-    mouth = float(np.linalg.norm(points[2] - 0.5 * (points[0] + points[1])))
+    eye, mouth = _eye_mouth_distances(points)
     return mouth / eye / (TEMPLATE_MOUTH_DISTANCE / TEMPLATE_EYE_DISTANCE) if eye > 0 else float("inf")
+
+
+def _eye_mouth_distances(points: np.ndarray) -> tuple[float, float]:
+    """(3, 2) ROI points -> (eye distance, distance of the mouth from the eyes' midpoint) in px."""
+    points = np.asarray(points, dtype=np.float64)
+    return (float(np.linalg.norm(points[1] - points[0])),
+            float(np.linalg.norm(points[2] - 0.5 * (points[0] + points[1]))))
 
 
 def calibration_300w(samples: list[_Sample], w: np.ndarray, ibug_index: np.ndarray | None) -> dict:
