@@ -64,12 +64,13 @@ def roi_from_points(points: np.ndarray, size: int) -> Roi:
     # and the eye axis turns towards the normal of the eye-to-mouth line as the eyes close up, so a profile
     # crop keeps the head's size instead of zooming in on the eye.
     image_eye_dist = float(np.hypot(*eye_vec))
-    eye_dist = max(image_eye_dist, float(np.hypot(*mouth_vec)) / (hi * template_ratio))
+    mouth_len = float(np.hypot(*mouth_vec))
+    eye_dist = max(image_eye_dist, mouth_len / (hi * template_ratio))
     if eye_dist < 1e-3:
         raise ValueError("ROI points are degenerate: the eyes coincide and the mouth is on them")
     short = eye_dist - image_eye_dist
     if short > 0.0:
-        m_hat = mouth_vec / np.hypot(*mouth_vec)
+        m_hat = mouth_vec / mouth_len  # mouth_len > 0: it exceeds the (non-negative) image eye distance
         eye_vec = eye_vec + short * np.array([m_hat[1], -m_hat[0]])
         if np.hypot(*eye_vec) < 1e-6 * eye_dist:  # the eyes ran the wrong way round: take the mouth's normal
             eye_vec = np.array([m_hat[1], -m_hat[0]])

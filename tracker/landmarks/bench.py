@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tracker.roi import MOUTH_RATIO_RANGE, TEMPLATE_EYE_DISTANCE, TEMPLATE_MOUTH_DISTANCE
+
 log = logging.getLogger(__name__)
 
 #: An image whose NME (percent of the outer-eye-corner distance) is above this counts as a failure.
@@ -219,16 +221,14 @@ def calibration_synthetic(predictor, labelled, limit: int | None) -> dict:
     return out
 
 
-#: Turn-ratio bin edges of ``error_by_turn`` (1.6: where :func:`tracker.roi.roi_from_points` starts to bound the
-#: eye distance by the mouth's).
-TURN_BINS = (1.3, 1.6, 2.5)
+#: Turn-ratio bin edges of ``error_by_turn`` (the middle one: where :func:`tracker.roi.roi_from_points` starts to
+#: bound the eye distance by the mouth's).
+TURN_BINS = (1.3, MOUTH_RATIO_RANGE[1], 2.5)
 
 
 def turn_ratio(points: np.ndarray) -> float:
     """(3, 2) ROI points -> mouth distance / eye distance relative to the ROI template's (about 1 for a frontal
     face, growing as the head turns towards profile; inf for coincident eyes)."""
-    from tracker.roi import TEMPLATE_EYE_DISTANCE, TEMPLATE_MOUTH_DISTANCE
-
     eye, mouth = _eye_mouth_distances(points)
     return mouth / eye / (TEMPLATE_MOUTH_DISTANCE / TEMPLATE_EYE_DISTANCE) if eye > 0 else float("inf")
 
