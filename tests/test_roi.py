@@ -7,14 +7,38 @@ import csv
 import numpy as np
 import pytest
 
-from tracker.roi import (TEMPLATE_EYE_DISTANCE, TEMPLATE_EYE_MID, TEMPLATE_MOUTH_DISTANCE, crop_to_normalized,
-                         normalized_to_crop, roi_from_points, roi_points_from_ibug68, warp_to_crop)
+from tracker.roi import (TEMPLATE_EYE_DISTANCE, TEMPLATE_EYE_MID, TEMPLATE_MOUTH_DISTANCE, ZOOM_RANGE,
+                         crop_to_normalized, normalized_to_crop, roi_from_points, roi_points_from_ibug68,
+                         template_points, warp_to_crop)
 
 
 def _template(size: int) -> np.ndarray:
     cx, cy = TEMPLATE_EYE_MID[0] * size - 0.5, TEMPLATE_EYE_MID[1] * size - 0.5
     half = 0.5 * TEMPLATE_EYE_DISTANCE * size
     return np.array([[cx - half, cy], [cx + half, cy], [cx, cy + TEMPLATE_MOUTH_DISTANCE * size]])
+
+
+def test_template_points_are_the_default_template():
+    np.testing.assert_allclose(template_points(128), _template(128), atol=1e-12)
+
+
+@pytest.mark.parametrize("zoom", [0.8, 1.25, 1.5])
+def test_zoom_scales_the_crop_about_its_centre(zoom):
+    pts = np.array([[210.0, 300.0], [330.0, 280.0], [275.0, 420.0]])
+    plain, zoomed = roi_from_points(pts, 128), roi_from_points(pts, 128, zoom)
+    # the whole head, not only the three points: normalised crop coordinates grow by the zoom about the centre
+    head = np.array([[180.0, 150.0], [400.0, 520.0], [275.0, 360.0], [120.0, 330.0]])
+    np.testing.assert_allclose(crop_to_normalized(zoomed.image_to_crop(head), 128),
+                               zoom * crop_to_normalized(plain.image_to_crop(head), 128), atol=1e-9)
+    assert zoomed.scale_px == pytest.approx(plain.scale_px / zoom, rel=1e-9)
+    np.testing.assert_allclose(zoomed.image_to_crop(pts)[:2], template_points(128, zoom)[:2], atol=1e-9)
+
+
+def test_zoom_outside_its_range_is_a_clear_error():
+    pts = np.array([[210.0, 300.0], [330.0, 280.0], [275.0, 420.0]])
+    for bad in (ZOOM_RANGE[0] - 0.01, ZOOM_RANGE[1] + 0.01, 0.0, float("nan")):
+        with pytest.raises(ValueError, match="crop zoom must be in"):
+            roi_from_points(pts, 128, bad)
 
 
 def test_points_land_on_the_template_triangle():

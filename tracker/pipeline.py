@@ -212,6 +212,7 @@ class Pipeline:
         if o.roi_from == "landmarks" and self.roi_weights is None:
             raise PipelineError(f"roi_from='landmarks' needs ROI weights for '{self.landmark_set_name}'")
         self.crop_size = int(predictor.input_size)
+        self.crop_zoom = float(getattr(predictor, "crop_zoom", 1.0))  # the model's (tracker.roi.template)
         self.reset()
 
     def reset(self) -> None:
@@ -231,6 +232,7 @@ class Pipeline:
             "landmark_model_version": getattr(info, "version", ""),
             "n_landmarks": int(getattr(self.predictor, "n_landmarks", 0) or 0),
             "crop_size": self.crop_size,
+            "crop_zoom": self.crop_zoom,
             "identity": self.identity_source,
         }
 
@@ -268,15 +270,15 @@ class Pipeline:
 
             if self.options.roi_from == "landmarks" and self._previous_mu is not None:
                 return roi_from_points(roi_points_from_landmarks(self._previous_mu, self.roi_weights),
-                                       self.crop_size)
+                                       self.crop_size, self.crop_zoom)
             px = self._previous_fit_px
             if self.roi_weights is not None and px is not None and px.shape[0] == self.roi_weights.shape[1]:
                 pts3 = roi_points_from_landmarks(px, self.roi_weights)
-                return roi_from_points(pts3, self.crop_size) if np.all(np.isfinite(pts3)) else None
+                return roi_from_points(pts3, self.crop_size, self.crop_zoom) if np.all(np.isfinite(pts3)) else None
             pts = self.project68(params, intr)
             if not np.all(np.isfinite(pts)):
                 return None
-            return roi_from_points(roi_points_from_ibug68(pts), self.crop_size)
+            return roi_from_points(roi_points_from_ibug68(pts), self.crop_size, self.crop_zoom)
         except ValueError as exc:
             log.debug("ROI from the previous fit failed: %s", exc)
             return None
@@ -289,7 +291,7 @@ class Pipeline:
         if not dets:
             return None, t_det
         try:
-            return roi_from_points(dets[0].roi_points(), self.crop_size), t_det
+            return roi_from_points(dets[0].roi_points(), self.crop_size, self.crop_zoom), t_det
         except ValueError:
             return None, t_det
 
@@ -304,7 +306,8 @@ class Pipeline:
 
             for _ in range(self.options.refine_passes):
                 try:
-                    roi = roi_from_points(roi_points_from_landmarks(lms.mu_px, self.roi_weights), self.crop_size)
+                    roi = roi_from_points(roi_points_from_landmarks(lms.mu_px, self.roi_weights), self.crop_size,
+                                          self.crop_zoom)
                 except ValueError:
                     break
                 lms = self._predict(image, roi)

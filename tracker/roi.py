@@ -25,6 +25,9 @@ TEMPLATE_MOUTH_DISTANCE = 0.245
 #: Bounds on the (mouth distance / eye distance) ratio relative to the template's, for degenerate inputs
 #: (profile faces, a mouth on the eye line).
 MOUTH_RATIO_RANGE = (0.6, 1.6)
+#: Allowed crop zooms (:func:`roi_from_points`): a zoom z scales the template by z about the crop centre, so the
+#: face fills z times more of the crop. A landmark model is trained for one zoom and carries it in its metadata.
+ZOOM_RANGE = (0.75, 1.6)
 
 # iBUG 68 indices that define the three ROI points.
 _IBUG_RIGHT_EYE = slice(36, 42)  # subject's right eye: the left one in a frontal image
@@ -41,10 +44,31 @@ def roi_points_from_ibug68(pts68: np.ndarray) -> np.ndarray:
                      pts68[list(_IBUG_MOUTH_CORNERS)].mean(0)])
 
 
-def roi_from_points(points: np.ndarray, size: int) -> Roi:
+def template(zoom: float = 1.0) -> tuple[tuple[float, float], float, float]:
+    """(eye-centre midpoint, eye distance, eye-line-to-mouth distance) as fractions of the crop side, for a crop
+    zoomed by ``zoom`` about its centre (1: :data:`TEMPLATE_EYE_MID`, ...). Raises ValueError outside
+    :data:`ZOOM_RANGE`."""
+    zoom = float(zoom)
+    if not ZOOM_RANGE[0] <= zoom <= ZOOM_RANGE[1]:
+        raise ValueError(f"crop zoom must be in [{ZOOM_RANGE[0]}, {ZOOM_RANGE[1]}], got {zoom}")
+    mid = (0.5 + (TEMPLATE_EYE_MID[0] - 0.5) * zoom, 0.5 + (TEMPLATE_EYE_MID[1] - 0.5) * zoom)
+    return mid, TEMPLATE_EYE_DISTANCE * zoom, TEMPLATE_MOUTH_DISTANCE * zoom
+
+
+def template_points(size: int, zoom: float = 1.0) -> np.ndarray:
+    """(3, 2) crop pixels where :func:`roi_from_points` puts [right eye, left eye, mouth] of a frontal face."""
+    (mx, my), eye, mouth = template(zoom)
+    cx, cy = mx * size - 0.5, my * size - 0.5
+    half = 0.5 * eye * size
+    return np.array([[cx - half, cy], [cx + half, cy], [cx, cy + mouth * size]])
+
+
+def roi_from_points(points: np.ndarray, size: int, zoom: float = 1.0) -> Roi:
     """ROI from (3, 2) image points [right eye, left eye, mouth] (subject's sides) for an S x S crop.
 
-    Raises ValueError for non-finite points, or eyes that coincide with the mouth on them.
+    ``zoom``: the crop zoom of the landmark model (:func:`template`; 1 keeps the whole head in a frontal crop).
+    Raises ValueError for non-finite points, eyes that coincide with the mouth on them, or a zoom outside
+    :data:`ZOOM_RANGE`.
     """
     points = np.asarray(points, dtype=np.float64)
     if points.shape != (3, 2):
@@ -53,6 +77,7 @@ def roi_from_points(points: np.ndarray, size: int) -> Roi:
         raise ValueError("ROI points must be finite")
     if size < 8:
         raise ValueError(f"crop size must be at least 8 px, got {size}")
+    (tx, ty), t_eye, t_mouth = template(zoom)
     right_eye, left_eye, mouth = points
     mid = 0.5 * (right_eye + left_eye)
     eye_vec = left_eye - right_eye
@@ -77,10 +102,10 @@ def roi_from_points(points: np.ndarray, size: int) -> Roi:
     ex = eye_vec / np.hypot(*eye_vec)
     ey = np.array([-ex[1], ex[0]])  # image "down" for an upright face
     mouth_dist = float(np.clip(mouth_vec @ ey, lo * template_ratio * eye_dist, hi * template_ratio * eye_dist))
-    sx = size * TEMPLATE_EYE_DISTANCE / eye_dist
-    sy = size * TEMPLATE_MOUTH_DISTANCE / mouth_dist
+    sx = size * t_eye / eye_dist
+    sy = size * t_mouth / mouth_dist
     a = np.stack([ex * sx, ey * sy])  # (2, 2)
-    centre = np.array([TEMPLATE_EYE_MID[0] * size - 0.5, TEMPLATE_EYE_MID[1] * size - 0.5])
+    centre = np.array([tx * size - 0.5, ty * size - 0.5])
     matrix = np.hstack([a, (centre - a @ mid)[:, None]])
     return Roi(matrix=matrix, size=int(size))
 

@@ -84,6 +84,20 @@ def test_missing_and_broken_models_are_clear_errors(tmp_path):
         LandmarkPredictor(mismatch, threads=0)
 
 
+def test_crop_zoom_comes_from_the_metadata(tmp_path):
+    plain = tmp_path / "plain.onnx"
+    build_tiny_model(plain, size=32, n_landmarks=4)
+    assert LandmarkPredictor(plain).crop_zoom == 1.0  # no crop_zoom in the metadata: the default template
+    zoomed = tmp_path / "zoomed.onnx"
+    build_tiny_model(zoomed, size=32, n_landmarks=4, metadata={"input_size": 32, "crop_zoom": 1.25})
+    assert LandmarkPredictor(zoomed).crop_zoom == 1.25
+    for bad in (5.0, "big", None):
+        broken = tmp_path / "broken.onnx"
+        build_tiny_model(broken, size=32, n_landmarks=4, metadata={"input_size": 32, "crop_zoom": bad})
+        with pytest.raises(LandmarkModelError, match="bad crop_zoom"):
+            LandmarkPredictor(broken)
+
+
 def test_wrong_roi_or_crop_size_is_a_clear_error(tiny):
     p = LandmarkPredictor(tiny[0])
     roi = roi_from_points(np.array([[10.0, 10.0], [20.0, 10.0], [15.0, 22.0]]), 128)

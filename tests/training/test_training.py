@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from tracker.landmarks.predictor import LandmarkPredictor
 from tracker.roi import (TEMPLATE_EYE_DISTANCE, TEMPLATE_EYE_MID, normalized_to_crop, roi_from_points,
                          roi_points_from_ibug68)
 from tracker.training.augment import AugmentConfig, augment_crop, jitter_roi_points, mirror_sample
@@ -197,6 +198,11 @@ def test_crop_labels_land_where_the_roi_says(tmp_path):
                                    size * TEMPLATE_EYE_MID[1] - 0.5], abs=1e-6)
     roi = roi_from_points(pts[:3], size)
     assert np.allclose(uv, roi.image_to_crop(pts), atol=1e-6)
+    # a zoomed crop scales the labels about the crop centre, as the run-time ROI of that zoom does
+    zoomed = CropDataset(data, cache, size, mirror=None, zoom=1.25).sample(0)
+    np.testing.assert_allclose(zoomed.target, 1.25 * s.target, atol=1e-5)
+    assert np.allclose(normalized_to_crop(zoomed.target, size),
+                       roi_from_points(pts[:3], size, 1.25).image_to_crop(pts), atol=1e-4)
     grey = s.crop[..., 0].astype(np.float64)
     for u, v in uv:
         y0, x0 = int(round(v)) - 6, int(round(u)) - 6
@@ -304,6 +310,13 @@ def test_train_resume_and_export_end_to_end(real68, tmp_path, monkeypatch):
     best_step = min(rows, key=lambda r: float(r["val_nme"]))["step"]
     assert ckpt["best_summary"]["step"] == int(best_step)
     assert export_checkpoint(run / "last.pt", tmp_path / "last" / "m.onnx")["trained"]["step"] == 5
+    # a crop zoom is a property of the weights: --init passes it on unless it is given, export writes it
+    zoom = dict(common, out=tmp_path / "zoom")
+    train(TrainOptions(steps=1, init=run / "last.pt", crop_zoom=1.25, **zoom))
+    train(TrainOptions(steps=1, init=tmp_path / "zoom" / "last.pt", **dict(zoom, out=tmp_path / "zoom2")))
+    assert torch.load(str(tmp_path / "zoom2" / "last.pt"), weights_only=False)["config"]["crop_zoom"] == 1.25
+    assert export_checkpoint(tmp_path / "zoom2" / "last.pt", tmp_path / "zoom2" / "m.onnx")["crop_zoom"] == 1.25
+    assert LandmarkPredictor(tmp_path / "zoom2" / "m.onnx").crop_zoom == 1.25
     # a time budget ends the run by itself, after one last validation
     timed = dict(common, out=tmp_path / "timed")
     train(TrainOptions(steps=10**6, budget_minutes=0.02, **timed))

@@ -3,10 +3,11 @@
 ONNX contract (between the trainer, ``tracker/training/``, and this package):
 
 - File: ``assets/landmark_model.onnx``, with ``assets/landmark_model.json`` beside it:
-  ``{"input_size": S, "landmark_set": "landmarks320", "version": ...}`` (more keys allowed).
+  ``{"input_size": S, "landmark_set": "landmarks320", "crop_zoom": Z, "version": ...}`` (more keys allowed;
+  no ``crop_zoom``: 1).
 - Input ``"image"``: float32 ``(N, 3, S, S)``, RGB, values in [0, 1]; the network normalises internally.
-  The crop is cut exactly as for training: :func:`tracker.roi.roi_from_points` (eyes and mouth mapped to a
-  fixed triangle) and :func:`tracker.roi.warp_to_crop`.
+  The crop is cut exactly as for training: :func:`tracker.roi.roi_from_points` with the model's zoom Z (eyes
+  and mouth mapped to a fixed triangle, scaled by Z about the crop centre) and :func:`tracker.roi.warp_to_crop`.
 - Output ``"landmarks"``: float32 ``(N, L, 3)``: ``x, y`` in normalised crop coordinates [-1, 1]
   (:func:`tracker.roi.crop_to_normalized`: ``n = (u + 0.5) / S * 2 - 1``) and ``log sigma``, sigma in the
   same normalised units (a circular Gaussian, paper Eq. 1).

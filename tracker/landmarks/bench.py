@@ -198,7 +198,7 @@ def calibration_synthetic(predictor, labelled, limit: int | None) -> dict:
         if img is None:
             continue
         pts = np.asarray(labelled.roi_points[i], dtype=np.float64)
-        roi = roi_from_points(pts, predictor.input_size)
+        roi = roi_from_points(pts, predictor.input_size, predictor.crop_zoom)
         lm = predictor.predict(img, roi)
         ok = labelled.weights[i] > 0
         errs.append(np.linalg.norm(lm.mu_px[ok] - labelled.landmarks_px[i][ok], axis=1))
@@ -275,19 +275,19 @@ def calibration_300w(samples: list[_Sample], w: np.ndarray, ibug_index: np.ndarr
     return out
 
 
-def _non_face_rois(image: np.ndarray, face_roi, size: int, rng: np.random.Generator) -> list:
+def _non_face_rois(image: np.ndarray, face_roi, size: int, rng: np.random.Generator, zoom: float = 1.0) -> list:
     """ROIs with no face in them: the face's ROI moved sideways by 1.5 crop widths (background, hair, the
     black border), and a small ROI in a random corner of the image."""
-    from tracker.roi import roi_from_points
+    from tracker.roi import roi_from_points, template_points
 
     h, w = image.shape[:2]
-    pts = face_roi.crop_to_image(np.array([[0.39 * size, 0.44 * size], [0.61 * size, 0.44 * size],
-                                           [0.5 * size, 0.685 * size]]))
-    shift = (pts[1] - pts[0]) / 0.22 * 1.5
-    rois = [roi_from_points(pts + shift * rng.choice([-1.0, 1.0]), size)]
+    pts = face_roi.crop_to_image(template_points(size, zoom))
+    shift = (face_roi.crop_to_image(np.array([[size, 0.0]])) - face_roi.crop_to_image(np.zeros((1, 2))))[0] * 1.5
+    rois = [roi_from_points(pts + shift * rng.choice([-1.0, 1.0]), size, zoom)]
     eye = max(w, h) / 12.0
     cx, cy = rng.choice([eye, w - eye]), rng.choice([eye, h - eye])
-    rois.append(roi_from_points(np.array([[cx - eye / 2, cy], [cx + eye / 2, cy], [cx, cy + 1.1 * eye]]), size))
+    rois.append(roi_from_points(np.array([[cx - eye / 2, cy], [cx + eye / 2, cy], [cx, cy + 1.1 * eye]]), size,
+                                zoom))
     return rois
 
 
@@ -326,7 +326,7 @@ def lost_statistics(samples: list[_Sample], images: dict, predictor, fitter=None
             from tracker.types import Landmarks
 
             fit_faces.append(_fit_residual(fitter, Landmarks(s.ours[1], s.ours[2]), image.shape))
-        for r in _non_face_rois(image, roi, predictor.input_size, rng):
+        for r in _non_face_rois(image, roi, predictor.input_size, rng, predictor.crop_zoom):
             lm = predictor.predict(image, r)
             non_faces.append(median_sigma_norm(lm, r))
             if fitter is not None:

@@ -4,11 +4,12 @@ Two tests, either one declares the face lost (the pipeline then goes back to the
 
 1. Uncertainty: the median sigma over all landmarks, in normalised crop units (the network's own units, so
    independent of image resolution and face size). The crop is 2 units wide and the eyes are
-   ``2 * TEMPLATE_EYE_DISTANCE = 0.44`` units apart. Measured with ``python main.py bench landmarks``
-   (``tracking_lost``) on the interim model of step 2069 (320 landmarks, S = 128): held-out 300-W faces have
-   a median sigma of 0.021-0.038 (5th-95th percentile), crops with no face 0.18 and above (5th percentile;
-   most of them saturate at the largest sigma). Default threshold 0.09, about the geometric mean of the
-   faces' 99th and the non-faces' 5th percentile (20 % of the eye distance).
+   ``2 * TEMPLATE_EYE_DISTANCE = 0.44`` units apart, times the model's crop zoom (:func:`tracker.roi.template`).
+   Measured with ``python main.py bench landmarks`` (``tracking_lost``) on the interim model of step 2069
+   (320 landmarks, S = 128): held-out 300-W faces have a median sigma of 0.021-0.038 (5th-95th percentile),
+   crops with no face 0.18 and above (5th percentile; most of them saturate at the largest sigma). Default
+   threshold 0.09, about the geometric mean of the faces' 99th and the non-faces' 5th percentile (20 % of the
+   eye distance).
    On frames of all 12 videos (every 10th, 413 frames) the median sigma stays at or below 0.03.
    The final model (step 7453) agrees: faces 0.017-0.036, non-faces 0.16 and above; 0 % of faces and
    99.5 % of non-face crops flagged. So does the committed model (second continuation, step 24905): faces

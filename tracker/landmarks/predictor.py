@@ -29,7 +29,8 @@ def default_model_path() -> Path:
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What the predictor knows about its model: crop side S, landmark count L, and the JSON metadata."""
+    """What the predictor knows about its model: crop side S, landmark count L, crop zoom, and the JSON
+    metadata."""
 
     path: Path
     input_size: int
@@ -37,6 +38,7 @@ class ModelInfo:
     landmark_set: str
     version: str
     batch_dynamic: bool
+    crop_zoom: float = 1.0
 
 
 def load_metadata(model_path: Path) -> dict:
@@ -55,6 +57,19 @@ def load_metadata(model_path: Path) -> dict:
 
 def _dim(value) -> int | None:
     return value if isinstance(value, int) and value > 0 else None
+
+
+def _crop_zoom(path: Path, meta: dict) -> float:
+    """The metadata's ``crop_zoom`` (1 when absent), checked against :data:`tracker.roi.ZOOM_RANGE`."""
+    from tracker.roi import template
+
+    value = meta.get("crop_zoom", 1.0)
+    try:
+        zoom = float(value)
+        template(zoom)
+    except (TypeError, ValueError) as exc:
+        raise LandmarkModelError(f"landmark model metadata of {path}: bad crop_zoom {value!r} ({exc})") from exc
+    return zoom
 
 
 class LandmarkPredictor:
@@ -118,7 +133,7 @@ class LandmarkPredictor:
                 f"landmark model outputs {n_landmarks} landmarks but its metadata says {meta['n_landmarks']}")
         return ModelInfo(path=path, input_size=int(size), n_landmarks=int(n_landmarks),
                          landmark_set=str(meta.get("landmark_set", "")), version=str(meta.get("version", "")),
-                         batch_dynamic=_dim(ishape[0]) is None)
+                         batch_dynamic=_dim(ishape[0]) is None, crop_zoom=_crop_zoom(path, meta))
 
     @property
     def input_size(self) -> int:
@@ -128,6 +143,11 @@ class LandmarkPredictor:
     @property
     def n_landmarks(self) -> int:
         return self.info.n_landmarks
+
+    @property
+    def crop_zoom(self) -> float:
+        """The zoom of the crops the model was trained on: pass it to :func:`tracker.roi.roi_from_points`."""
+        return self.info.crop_zoom
 
     def crop(self, image_bgr: np.ndarray, roi: Roi) -> np.ndarray:
         """(H, W[, 3]) image -> (S, S, 3) uint8 BGR crop of the ROI (gray images are expanded to 3 channels)."""

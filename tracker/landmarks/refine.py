@@ -93,13 +93,13 @@ def locate_face(image_bgr: np.ndarray, detector, predictor, roi_weights: np.ndar
     dets = detector.detect(image_bgr)
     if not dets:
         return None
-    size = predictor.input_size
-    roi = roi_from_points(dets[0].roi_points(), size)
+    size, zoom = predictor.input_size, float(getattr(predictor, "crop_zoom", 1.0))
+    roi = roi_from_points(dets[0].roi_points(), size, zoom)
     landmarks = predictor.predict(image_bgr, roi)
     if roi_weights is not None:
         for _ in range(refine_passes):
             try:
-                roi = roi_from_points(roi_points_from_landmarks(landmarks.mu_px, roi_weights), size)
+                roi = roi_from_points(roi_points_from_landmarks(landmarks.mu_px, roi_weights), size, zoom)
             except ValueError as exc:  # degenerate landmarks: keep the detector's ROI
                 log.debug("refine skipped: %s", exc)
                 break

@@ -28,7 +28,8 @@ from tracker.training.augment import AugmentConfig, augment_crop, jitter_roi_poi
 
 log = logging.getLogger(__name__)
 
-#: Image pixels per crop pixel kept in the cache (zoom-in augmentation needs some headroom).
+#: Image pixels per crop pixel kept in the cache at crop zoom 1 (zoom-in augmentation needs some headroom); a model
+#: trained at crop zoom Z gets 1.6 / Z.
 CACHE_PX_PER_CROP_PX = 1.6
 #: The cached region: the crop's bounding box in the image, grown by this factor about its centre.
 CACHE_REGION_GROW = 1.6
@@ -224,7 +225,7 @@ class CropDataset:
     """Indexable crops of a labelled set. ``augment=None`` gives the plain run-time crop from the labelled ROI."""
 
     def __init__(self, data: LabelledSet, cache: ImageCache, input_size: int, mirror: np.ndarray | None,
-                 augment: AugmentConfig | None = None, seed: int = 0) -> None:
+                 augment: AugmentConfig | None = None, seed: int = 0, zoom: float = 1.0) -> None:
         if len(cache) != len(data):
             raise ValueError(f"cache has {len(cache)} images for {len(data)} samples")
         if mirror is not None and sorted(np.asarray(mirror).tolist()) != list(range(data.n_landmarks)):
@@ -232,6 +233,7 @@ class CropDataset:
         self.data, self.cache, self.size = data, cache, int(input_size)
         self.mirror = None if mirror is None else np.asarray(mirror, dtype=np.int64)
         self.augment = augment
+        self.zoom = float(zoom)
         self.rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:
@@ -248,7 +250,7 @@ class CropDataset:
             img, lm, w, pts = mirror_sample(img, lm, w, pts, self.mirror)
         if aug is not None:
             pts = jitter_roi_points(pts, rng, aug)
-        roi = roi_from_points(pts, self.size)
+        roi = roi_from_points(pts, self.size, self.zoom)
         crop = warp_to_crop(np.ascontiguousarray(img), roi)
         target = crop_to_normalized(roi.image_to_crop(lm), self.size).astype(np.float32)
         if aug is not None:
@@ -274,7 +276,7 @@ def mean_target(dataset: CropDataset, n: int = 512, seed: int = 0) -> np.ndarray
     for i in idx:
         lm = dataset.cache.to_cache(int(i), dataset.data.landmarks_px[i].astype(np.float64))
         roi = roi_from_points(dataset.cache.to_cache(int(i), dataset.data.roi_points[i].astype(np.float64)),
-                              dataset.size)
+                              dataset.size, dataset.zoom)
         t = crop_to_normalized(roi.image_to_crop(lm), dataset.size)
         w = dataset.data.weights[i]
         acc += w[:, None] * t

@@ -94,7 +94,8 @@ def load_checkpoint_model(checkpoint: Path) -> tuple[LandmarkNet, dict]:
 def write_sidecar(path: Path, config: NetworkConfig, landmark_set: str, trained: dict) -> Path:
     """The JSON beside the ONNX file that the run time reads."""
     meta = {"input_size": config.input_size, "landmark_set": landmark_set, "n_landmarks": config.n_landmarks,
-            "width_mult": config.width_mult, "spatial_channels": config.spatial_channels, "version": FORMAT_VERSION,
+            "width_mult": config.width_mult, "spatial_channels": config.spatial_channels,
+            "crop_zoom": config.crop_zoom, "version": FORMAT_VERSION,
             "trained": trained}
     out = Path(path).with_suffix(".json")
     out.write_text(json.dumps(meta, indent=2) + "\n")

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from tracker.roi import template
+
 #: ImageNet statistics (RGB), applied inside the network.
 _MEAN = (0.485, 0.456, 0.406)
 _STD = (0.229, 0.224, 0.225)
@@ -25,12 +27,15 @@ INITIAL_LOG_SIGMA = float(np.log(0.05))
 @dataclass(frozen=True)
 class NetworkConfig:
     """``input_size``: S; ``n_landmarks``: L; ``width_mult``: MobileNetV2 width multiplier;
-    ``spatial_channels``: K > 0 adds the spatial head (see :class:`LandmarkNet`), 0 leaves it out."""
+    ``spatial_channels``: K > 0 adds the spatial head (see :class:`LandmarkNet`), 0 leaves it out;
+    ``crop_zoom``: the zoom of the crops it is trained on and expects (:func:`tracker.roi.template`); it does
+    not change the layers."""
 
     input_size: int = 128
     n_landmarks: int = 320
     width_mult: float = 0.5
     spatial_channels: int = 0
+    crop_zoom: float = 1.0
 
     def __post_init__(self) -> None:
         if not 32 <= self.input_size <= 512 or self.input_size % 32:
@@ -41,6 +46,7 @@ class NetworkConfig:
             raise ValueError(f"width_mult must be in [0.1, 2], got {self.width_mult}")
         if not 0 <= self.spatial_channels <= 256:
             raise ValueError(f"spatial_channels must be in [0, 256], got {self.spatial_channels}")
+        template(self.crop_zoom)  # raises outside tracker.roi.ZOOM_RANGE
 
     def to_dict(self) -> dict:
         return asdict(self)

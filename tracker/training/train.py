@@ -4,6 +4,7 @@ Command::
 
     python -m tracker.training.train --out runs/NAME [--resume] [--data a.npz b.npz] [--val v.npz]
                                      [--steps N] [--batch 32] [--lr 2e-3] [--input-size 128] [--width 0.5]
+                                     [--crop-zoom Z]
 
 - Training data: ``--data`` npz files (``tracker.training.data`` format), else every training set that
   ``tracker.training.data`` lists. Any sample of a held-out image (tracker/splits.py: held-out 300-W
@@ -15,6 +16,10 @@ Command::
   time (validation excluded), which ends on time on a shared CPU. ``--resume`` continues
   ``runs/NAME/last.pt`` (model, optimiser, step); ``--init CKPT`` starts from a checkpoint's weights with a
   fresh schedule (e.g. when more data arrives).
+- Crops: :func:`tracker.roi.roi_from_points` at ``--crop-zoom`` (default: the zoom of the ``--init`` or
+  ``--resume`` checkpoint, else 1); the zoom is saved in the checkpoint's config and exported to the sidecar,
+  so the run time cuts the same crops. The image cache does not depend on it (it keeps 1.6 / Z cached pixels
+  per crop pixel).
 - Every ``--ckpt-minutes`` a checkpoint ``last.pt``; every ``--val-minutes`` a validation pass, appended to
   ``log.csv`` (step, epoch, training seconds, lr, train loss, val loss, val NME, img/s) and ``best.pt`` on a new best NME.
   Stop it any time (SIGINT/SIGTERM write a last checkpoint first).
@@ -40,7 +45,7 @@ import numpy as np
 import torch
 
 from tracker.paths import cache_dir
-from tracker.roi import normalized_to_crop, roi_from_points
+from tracker.roi import normalized_to_crop, roi_from_points, template
 from tracker.splits import HELD_OUT_VIDEOS, is_held_out_300w
 from tracker.training.augment import AugmentConfig
 from tracker.training.dataset import CropDataset, ImageCache, LabelledSet, load_mirror, mean_target
@@ -72,6 +77,7 @@ class TrainOptions:
     input_size: int = 128
     width_mult: float = 0.5
     spatial_channels: int = 0
+    crop_zoom: float | None = None  # None: that of the --resume / --init checkpoint, else 1
     landmark_set: str = "landmarks320"
     batch: int = 32
     lr: float = 2e-3
@@ -153,7 +159,7 @@ class Validator:
     """Plain run-time crops of (a sample of) the validation set, decoded once; loss and NME of a model."""
 
     def __init__(self, data: LabelledSet, cache: ImageCache, size: int, max_n: int, seed: int = 0,
-                 select_source: str = "") -> None:
+                 select_source: str = "", zoom: float = 1.0) -> None:
         self.select_source = select_source
         rng = np.random.default_rng(seed)
         idx = []
@@ -161,7 +167,7 @@ class Validator:
             mine = np.flatnonzero(data.source == src)
             idx.append(rng.choice(mine, size=min(max_n, len(mine)), replace=False))
         idx = np.sort(np.concatenate(idx))
-        ds = CropDataset(data, cache, size, mirror=None, augment=None)
+        ds = CropDataset(data, cache, size, mirror=None, augment=None, zoom=zoom)
         self.images, self.targets, self.weights = ds.batch(idx)
         self.size = size
         self.sources = data.source[idx]
@@ -169,7 +175,7 @@ class Validator:
         self.roi_inv, self.eye_dist = [], []
         for i in idx:
             pts = cache.to_cache(int(i), data.roi_points[i].astype(np.float64))
-            self.roi_inv.append(roi_from_points(pts, size).inverse)
+            self.roi_inv.append(roi_from_points(pts, size, zoom).inverse)
             self.eye_dist.append(float(np.linalg.norm(pts[1] - pts[0])))
         self.roi_inv = np.stack(self.roi_inv)
         self.eye_dist = np.asarray(self.eye_dist)
@@ -233,6 +239,21 @@ def save_checkpoint(path: Path, model: LandmarkNet, opt: torch.optim.Optimizer, 
     tmp.replace(path)
 
 
+def resolve_crop_zoom(opts: TrainOptions, last: Path) -> float:
+    """The crop zoom to train at: ``opts.crop_zoom``, else that of the checkpoint the weights come from (``last``
+    with ``--resume``, else ``--init``), else 1. An explicit zoom that differs from the checkpoint's is logged."""
+    source = last if opts.resume and Path(last).is_file() else opts.init
+    own = None
+    if source is not None and Path(source).is_file():
+        ckpt = torch.load(str(source), map_location="cpu", weights_only=False)
+        own = float(ckpt.get("config", {}).get("crop_zoom", 1.0))
+    if opts.crop_zoom is None:
+        return 1.0 if own is None else own
+    if own is not None and own != float(opts.crop_zoom):
+        log.warning("%s was trained at crop zoom %.3g; training on at %.3g", source, own, opts.crop_zoom)
+    return float(opts.crop_zoom)
+
+
 def train(opts: TrainOptions) -> dict:
     """Run (or resume) training; returns the summary of the best checkpoint."""
     torch.set_num_threads(opts.threads)
@@ -248,7 +269,11 @@ def train(opts: TrainOptions) -> dict:
     train_set, val_set = split_train_val(load_sets(data_paths), load_sets(val_paths) if val_paths else None)
     n_lm = train_set.n_landmarks
     log.info("%d training and %d validation samples, %d landmarks", len(train_set), len(val_set), n_lm)
-    cfg = NetworkConfig(opts.input_size, n_lm, opts.width_mult, opts.spatial_channels)
+    cfg = NetworkConfig(opts.input_size, n_lm, opts.width_mult, opts.spatial_channels,
+                        resolve_crop_zoom(opts, out / "last.pt"))
+    if cfg.crop_zoom != 1.0:
+        log.info("crop zoom %.3g: the face fills %.3g times more of the crop than the default template",
+                 cfg.crop_zoom, cfg.crop_zoom)
     cdir = cache_dir() / "landmark_training" / "images"
     train_cache = ImageCache.build(train_set, cfg.input_size, cdir)
     val_cache = ImageCache.build(val_set, cfg.input_size, cdir)
@@ -256,9 +281,11 @@ def train(opts: TrainOptions) -> dict:
     if mirror is None:
         log.warning("no mirror permutation for %s: mirror augmentation is off", opts.landmark_set)
     dataset = CropDataset(train_set, train_cache, cfg.input_size, mirror, augment_config(opts.augment),
-                          seed=opts.seed)
-    validator = Validator(val_set, val_cache, cfg.input_size, opts.val_max, select_source=opts.select_source)
+                          seed=opts.seed, zoom=cfg.crop_zoom)
+    validator = Validator(val_set, val_cache, cfg.input_size, opts.val_max, select_source=opts.select_source,
+                          zoom=cfg.crop_zoom)
 
+    plain = CropDataset(train_set, train_cache, cfg.input_size, None, zoom=cfg.crop_zoom)  # for the initial head
     device = torch.device(opts.device)
     model = LandmarkNet(cfg).to(device)
     opt = make_optimizer(model, opts)
@@ -290,10 +317,10 @@ def train(opts: TrainOptions) -> dict:
         same = {k: v for k, v in weights.items() if k in own and own[k].shape == v.shape}
         model.load_state_dict(same, strict=False)
         if "head.weight" not in same:  # another landmark set: keep the backbone, start the head afresh
-            model.set_initial_landmarks(mean_target(CropDataset(train_set, train_cache, cfg.input_size, None)))
+            model.set_initial_landmarks(mean_target(plain))
         log.info("initialised %d of %d tensors from %s", len(same), len(own), opts.init)
     else:
-        model.set_initial_landmarks(mean_target(CropDataset(train_set, train_cache, cfg.input_size, None)))
+        model.set_initial_landmarks(mean_target(plain))
 
     log_path = out / "log.csv"
     new_log = not log_path.is_file()
@@ -401,6 +428,9 @@ def parse_args(argv: list[str] | None = None) -> TrainOptions:
     p.add_argument("--init", type=Path, default=None, help="start from this checkpoint's weights, fresh schedule")
     for name in ("input_size", "spatial_channels", "batch", "steps", "warmup", "val_max", "threads", "seed"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
+    p.add_argument("--crop-zoom", type=float, default=None, metavar="Z",
+                   help="train on crops zoomed by Z (tracker.roi.template; default: that of the --init or --resume "
+                        "checkpoint, else 1)")
     for name in ("width_mult", "lr", "head_lr_mult", "weight_decay", "ckpt_minutes", "val_minutes", "max_minutes",
                  "budget_minutes"):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(d, name))
@@ -436,6 +466,11 @@ def parse_args(argv: list[str] | None = None) -> TrainOptions:
         p.error("--device cuda: no CUDA device is available here")
     if a.init is not None and not a.init.is_file():
         p.error(f"no checkpoint at {a.init}")
+    if a.crop_zoom is not None:
+        try:
+            template(a.crop_zoom)
+        except ValueError as exc:
+            p.error(f"--crop-zoom: {exc}")
     return TrainOptions(**{k: v for k, v in vars(a).items()})
 
 
