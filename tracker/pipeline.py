@@ -269,19 +269,22 @@ class Pipeline:
             from tracker.landmarks.refine import roi_points_from_landmarks
 
             if self.options.roi_from == "landmarks" and self._previous_mu is not None:
-                return roi_from_points(roi_points_from_landmarks(self._previous_mu, self.roi_weights),
-                                       self.crop_size, self.crop_zoom)
+                return self._roi(roi_points_from_landmarks(self._previous_mu, self.roi_weights))
             px = self._previous_fit_px
             if self.roi_weights is not None and px is not None and px.shape[0] == self.roi_weights.shape[1]:
                 pts3 = roi_points_from_landmarks(px, self.roi_weights)
-                return roi_from_points(pts3, self.crop_size, self.crop_zoom) if np.all(np.isfinite(pts3)) else None
+                return self._roi(pts3) if np.all(np.isfinite(pts3)) else None
             pts = self.project68(params, intr)
             if not np.all(np.isfinite(pts)):
                 return None
-            return roi_from_points(roi_points_from_ibug68(pts), self.crop_size, self.crop_zoom)
+            return self._roi(roi_points_from_ibug68(pts))
         except ValueError as exc:
             log.debug("ROI from the previous fit failed: %s", exc)
             return None
+
+    def _roi(self, points: np.ndarray) -> Roi:
+        """The network's ROI for (3, 2) image points [right eye, left eye, mouth], at the model's crop zoom."""
+        return roi_from_points(points, self.crop_size, self.crop_zoom)
 
     def _detect(self, image: np.ndarray) -> tuple[Roi | None, float]:
         """The detector's best face as a ROI (None: no face) and the detector's time in ms."""
@@ -291,7 +294,7 @@ class Pipeline:
         if not dets:
             return None, t_det
         try:
-            return roi_from_points(dets[0].roi_points(), self.crop_size, self.crop_zoom), t_det
+            return self._roi(dets[0].roi_points()), t_det
         except ValueError:
             return None, t_det
 
@@ -306,8 +309,7 @@ class Pipeline:
 
             for _ in range(self.options.refine_passes):
                 try:
-                    roi = roi_from_points(roi_points_from_landmarks(lms.mu_px, self.roi_weights), self.crop_size,
-                                          self.crop_zoom)
+                    roi = self._roi(roi_points_from_landmarks(lms.mu_px, self.roi_weights))
                 except ValueError:
                     break
                 lms = self._predict(image, roi)
