@@ -239,19 +239,16 @@ def save_checkpoint(path: Path, model: LandmarkNet, opt: torch.optim.Optimizer, 
     tmp.replace(path)
 
 
-def resolve_crop_zoom(opts: TrainOptions, last: Path) -> float:
-    """The crop zoom to train at: ``opts.crop_zoom``, else that of the checkpoint the weights come from (``last``
-    with ``--resume``, else ``--init``), else 1. An explicit zoom that differs from the checkpoint's is logged."""
-    source = last if opts.resume and Path(last).is_file() else opts.init
-    own = None
-    if source is not None and Path(source).is_file():
-        ckpt = torch.load(str(source), map_location="cpu", weights_only=False)
-        own = float(ckpt.get("config", {}).get("crop_zoom", 1.0))
-    if opts.crop_zoom is None:
+def resolve_crop_zoom(requested: float | None, start: dict | None, source: Path | None) -> float:
+    """The crop zoom to train at: ``requested`` (``--crop-zoom``), else that of ``start``, the checkpoint the
+    weights come from (``source``: ``last.pt`` with ``--resume``, else ``--init``), else 1. A requested zoom that
+    differs from the checkpoint's is logged."""
+    own = None if start is None else float(start.get("config", {}).get("crop_zoom", 1.0))
+    if requested is None:
         return 1.0 if own is None else own
-    if own is not None and own != float(opts.crop_zoom):
-        log.warning("%s was trained at crop zoom %.3g; training on at %.3g", source, own, opts.crop_zoom)
-    return float(opts.crop_zoom)
+    if own is not None and own != float(requested):
+        log.warning("%s was trained at crop zoom %.3g; training on at %.3g", source, own, requested)
+    return float(requested)
 
 
 def train(opts: TrainOptions) -> dict:
@@ -269,8 +266,12 @@ def train(opts: TrainOptions) -> dict:
     train_set, val_set = split_train_val(load_sets(data_paths), load_sets(val_paths) if val_paths else None)
     n_lm = train_set.n_landmarks
     log.info("%d training and %d validation samples, %d landmarks", len(train_set), len(val_set), n_lm)
+    last = out / "last.pt"
+    resume = opts.resume and last.is_file()
+    source = last if resume else opts.init  # the checkpoint the weights come from, read once
+    start = torch.load(str(source), map_location="cpu", weights_only=False) if source is not None else None
     cfg = NetworkConfig(opts.input_size, n_lm, opts.width_mult, opts.spatial_channels,
-                        resolve_crop_zoom(opts, out / "last.pt"))
+                        resolve_crop_zoom(opts.crop_zoom, start, source))
     if cfg.crop_zoom != 1.0:
         log.info("crop zoom %.3g: the face fills %.3g times more of the crop than the default template",
                  cfg.crop_zoom, cfg.crop_zoom)
@@ -292,9 +293,8 @@ def train(opts: TrainOptions) -> dict:
     step, epoch, best, trained_s = 0, 0.0, float("inf"), 0.0
     summary: dict = {}    # the best checkpoint's validation figures
     latest: dict = {}     # the latest validation's (of the weights last.pt holds, at the end)
-    last = out / "last.pt"
-    if opts.resume and last.is_file():
-        ckpt = torch.load(str(last), map_location=device, weights_only=False)
+    if resume:
+        ckpt = start  # loaded on the CPU: load_state_dict moves weights and optimiser state to the device
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         step, epoch, best = int(ckpt["step"]), float(ckpt["epoch"]), float(ckpt["best_nme"])
@@ -304,8 +304,8 @@ def train(opts: TrainOptions) -> dict:
         summary = ckpt.get("best_summary", ckpt.get("summary", {}))
         latest = ckpt.get("summary", {})
         log.info("resumed %s at step %d (best NME %.2f)", last, step, best)
-    elif opts.init is not None:
-        ckpt = torch.load(str(opts.init), map_location="cpu", weights_only=False)
+    elif start is not None:
+        ckpt = start
         own = model.state_dict()
         weights = ckpt["model"]
         src_cfg = NetworkConfig(**ckpt["config"]) if "config" in ckpt else None
