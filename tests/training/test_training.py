@@ -375,3 +375,43 @@ def test_mirror_of_the_320_set_on_the_symmetric_head(head_model, tmp_path):
     flipped = CropDataset(data, cache, 128, mirror, no_jitter).sample(0)
     plain = CropDataset(data, cache, 128, None).sample(0)
     assert np.abs(flipped.target - plain.target).max() < 2e-3
+
+
+def test_merge_puts_ground_truth_over_pseudo_labels_per_landmark(real68, tmp_path):
+    from tracker.training.merge_labels import main as merge_main
+    from tracker.training.merge_labels import merge, save
+
+    # "pseudo-labels": the ground truth moved by 3 px, every point labelled at weight 0.6, on the first six images
+    base = LabelledSet(real68.images[:6], real68.landmarks_px[:6] + 3.0, np.full((6, 68), 0.6, np.float32),
+                       real68.roi_points[:6], np.full(6, "300w"))
+    # "ground truth": the inner points only, on images 4-7 (two the base lacks), listed under two sources
+    gt_w = np.zeros((4, 68), np.float32)
+    gt_w[:, 27:] = 1.0
+    gt = LabelledSet(real68.images[4:], real68.landmarks_px[4:], gt_w, real68.roi_points[4:],
+                     np.array(["300w-train", "300w-train", "ytf-frames", "300w-train"]))
+    merged, counts = merge(base, gt)
+    assert counts == {"base": 6, "override": 4, "matched": 2, "appended": 2, "landmarks_replaced": 2 * 41}
+    assert len(merged) == 8 and list(merged.images[6:]) == list(real68.images[6:])
+    for i in range(4):  # untouched rows keep the base's labels
+        np.testing.assert_array_equal(merged.landmarks_px[i], base.landmarks_px[i])
+    for i in (4, 5):  # the inner points are the ground truth, the jaw and brows still the pseudo-labels
+        np.testing.assert_array_equal(merged.landmarks_px[i, 27:], real68.landmarks_px[i, 27:])
+        np.testing.assert_array_equal(merged.weights[i, 27:], 1.0)
+        np.testing.assert_array_equal(merged.landmarks_px[i, :27], base.landmarks_px[i, :27])
+        np.testing.assert_array_equal(merged.weights[i, :27], 0.6)
+    # only one source: image 6 (ytf-frames) is neither merged nor appended
+    merged, counts = merge(base, gt, ["300w-train"])
+    assert counts["override"] == 3 and counts["appended"] == 1 and len(merged) == 7
+    assert real68.images[6] not in merged.images
+    # the command: files in, file out, a clear error for a source the file lacks or a missing file
+    save(base, tmp_path / "base.npz")
+    save(gt, tmp_path / "gt.npz")
+    assert merge_main(["--base", str(tmp_path / "base.npz"), "--override", str(tmp_path / "gt.npz"),
+                       "--out", str(tmp_path / "m.npz")]) == 0
+    back = LabelledSet.from_npz(tmp_path / "m.npz")
+    assert len(back) == 8 and np.allclose(back.landmarks_px[5, 30], real68.landmarks_px[5, 30])
+    assert merge_main(["--base", str(tmp_path / "base.npz"), "--override", str(tmp_path / "gt.npz"),
+                       "--override-source", "afw", "--out", str(tmp_path / "x.npz")]) == 2
+    assert merge_main(["--base", str(tmp_path / "none.npz"), "--override", str(tmp_path / "gt.npz"),
+                       "--out", str(tmp_path / "x.npz")]) == 2
+    assert not (tmp_path / "x.npz").exists()
