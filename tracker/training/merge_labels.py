@@ -35,10 +35,10 @@ def merge(base: LabelledSet, override: LabelledSet, sources: list[str] | None = 
         raise ValueError(f"the files disagree on the number of landmarks: {base.n_landmarks} vs "
                          f"{override.n_landmarks}")
     if sources:
-        unknown = sorted(set(sources) - set(np.unique(override.source).tolist()))
+        have = np.unique(override.source).tolist()
+        unknown = sorted(set(sources) - set(have))
         if unknown:
-            raise ValueError(f"no override rows of source(s) {unknown}; the file has "
-                             f"{sorted(np.unique(override.source).tolist())}")
+            raise ValueError(f"no override rows of source(s) {unknown}; the file has {have}")
         override = override.subset(np.flatnonzero(np.isin(override.source, sources)))
     where = {}
     for i, p in enumerate(base.images):
@@ -80,10 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         merged, counts = merge(LabelledSet.from_npz(args.base), LabelledSet.from_npz(args.override),
                                args.override_source)
+        save(merged, args.out)
     except (OSError, ValueError) as e:
         print(f"error: {e}")
         return 2
-    save(merged, args.out)
     log.info("%s: %d images (%s)", args.out, len(merged), ", ".join(f"{k} {v}" for k, v in counts.items()))
     return 0
 
