@@ -57,3 +57,22 @@ def test_turn_ratio_grows_towards_profile():
               for e in (60.0, 40.0, 20.0, 0.0)]
     assert ratios[0] == pytest.approx(1.0) and ratios[1] == pytest.approx(1.5) and ratios[2] == pytest.approx(3.0)
     assert ratios[3] == float("inf")
+
+
+def test_direct_300w_with_the_committed_network(shared_data):
+    """The direct check on three held-out images with the real network: a trained model's inner points land
+    within a few percent of the ground truth; the same landmarks given to the wrong iBUG points (the map
+    reversed) do not."""
+    from tracker.landmarks.model_roi import nearest_landmark_to_ibug
+    from tracker.landmarks.predictor import LandmarkPredictor
+
+    predictor = LandmarkPredictor()
+    samples = [s for s in bench._read_300w(shared_data, 3) if s.held_out]
+    index = nearest_landmark_to_ibug(predictor.info.landmark_set, predictor.n_landmarks)
+    res = bench.direct_300w(samples, shared_data / "300w-train" / "images", predictor, index)
+    assert res["images"] == 3 and res["points"] == 41
+    assert 0.5 < res["nme_mean"] < 10
+    assert 0 < res["mean_point_offset"] < res["nme_mean"]
+    assert 0 < res["nme_mean_offsets_removed"] < 1.2 * res["nme_mean"]
+    wrong = bench.direct_300w(samples, shared_data / "300w-train" / "images", predictor, index[::-1].copy())
+    assert wrong["nme_mean"] > 2 * res["nme_mean"]
