@@ -223,11 +223,13 @@ def calibration_synthetic(predictor, labelled, limit: int | None) -> dict:
     return out
 
 
-def direct_300w(samples: list[_Sample], image_dir: Path, predictor, ibug_index: np.ndarray) -> dict:
+def direct_300w(samples: list[_Sample], image_dir: Path, predictor, ibug_index: np.ndarray,
+                images: dict | None = None) -> dict:
     """The network's inner landmarks (iBUG 27-67 through ``ibug_index``) against held-out 300-W ground truth,
     directly: no label translation, ROI from the ground truth's eyes and mouth. The mean offset of each point
     (in a frame along the eye line) is reported, and the error left once it is removed: a consistent offset from
-    the 300-W convention shows in the first, not in the second."""
+    the 300-W convention shows in the first, not in the second. ``images``: already decoded images by name (the
+    others are read from ``image_dir``)."""
     import cv2
 
     from tracker.roi import roi_from_points, roi_points_from_ibug68
@@ -237,7 +239,9 @@ def direct_300w(samples: list[_Sample], image_dir: Path, predictor, ibug_index: 
     for s in samples:
         if not s.held_out:
             continue
-        img = cv2.imread(str(image_dir / s.name))
+        img = (images or {}).get(s.name)
+        if img is None:
+            img = cv2.imread(str(image_dir / s.name))
         if img is None:
             continue
         roi_pts = roi_points_from_ibug68(s.gt)
@@ -488,7 +492,8 @@ def run(args) -> dict:
         from tracker.landmarks.model_roi import nearest_landmark_to_ibug
 
         ibug_index = nearest_landmark_to_ibug(predictor.info.landmark_set, predictor.n_landmarks)
-        results["direct_300w"] = (direct_300w(samples, data / "300w-train" / "images", predictor, ibug_index)
+        results["direct_300w"] = (direct_300w(samples, data / "300w-train" / "images", predictor, ibug_index,
+                                              kept_images)
                                   if ibug_index is not None else
                                   {"error": f"no iBUG-to-landmark map for the set '{predictor.info.landmark_set}'"})
         synth = synthetic_validation_set(getattr(args, "synthetic", None))
