@@ -19,7 +19,7 @@ from tracker.training.dataset import CropDataset, ImageCache, LabelledSet, mean_
 from tracker.training.export import check_onnx, export_checkpoint, export_onnx
 from tracker.training.ibug import IBUG_MIRROR, labelled_from_68, read_csv68
 from tracker.training.loss import gaussian_nll, gaussian_nll_numpy
-from tracker.training.network import LandmarkNet, NetworkConfig, widen_state_dict
+from tracker.training.network import LandmarkNet, NetworkConfig, resize_input_state_dict, widen_state_dict
 from tracker.training.train import (TrainOptions, augment_config, is_held_out_path, lr_at, make_optimizer,
                                    parse_args, split_train_val, train)
 
@@ -132,6 +132,33 @@ def test_widening_keeps_the_function_and_lets_the_copies_move_apart():
     with pytest.raises(ValueError, match="input size"):
         widen_state_dict(narrow.state_dict(), narrow_cfg, NetworkConfig(input_size=96, n_landmarks=20,
                                                                         width_mult=0.75, spatial_channels=4))
+
+
+def test_resizing_the_input_resamples_the_spatial_head():
+    torch.manual_seed(4)
+    small_cfg = NetworkConfig(input_size=64, n_landmarks=20, width_mult=0.5, spatial_channels=4)  # 2 x 2 cells
+    big_cfg = NetworkConfig(input_size=96, n_landmarks=20, width_mult=0.5, spatial_channels=4)    # 3 x 3 cells
+    small = LandmarkNet(small_cfg)
+    torch.nn.init.normal_(small.spatial_head.weight, std=0.05)
+    big = LandmarkNet(big_cfg)
+    state = resize_input_state_dict(small.state_dict(), small_cfg, big_cfg)
+    big.load_state_dict(state)  # strict: every shape fits the new grid
+    for k, v in small.state_dict().items():
+        if k != "spatial_head.weight":
+            assert torch.equal(state[k], v), k
+    assert state["spatial_head.weight"].shape == (60, 4 * 9)
+    # a reduced feature map that is the same in every cell gives the same output on either grid
+    cell = torch.randn(1, 4, 1, 1)
+    with torch.no_grad():
+        want = small.spatial_head(cell.expand(1, 4, 2, 2).flatten(1))
+        got = big.spatial_head(cell.expand(1, 4, 3, 3).flatten(1))
+        assert (want - small.spatial_head.bias).abs().max() > 0.01
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    same = resize_input_state_dict(small.state_dict(), small_cfg, small_cfg)  # same size: unchanged
+    assert torch.equal(same["spatial_head.weight"], small.spatial_head.weight)
+    with pytest.raises(ValueError, match="width"):
+        resize_input_state_dict(small.state_dict(), small_cfg, NetworkConfig(input_size=96, n_landmarks=20,
+                                                                            width_mult=0.75, spatial_channels=4))
 
 
 def test_loss_known_values_and_reference():
@@ -317,6 +344,10 @@ def test_train_resume_and_export_end_to_end(real68, tmp_path, monkeypatch):
     assert torch.load(str(tmp_path / "zoom2" / "last.pt"), weights_only=False)["config"]["crop_zoom"] == 1.25
     assert export_checkpoint(tmp_path / "zoom2" / "last.pt", tmp_path / "zoom2" / "m.onnx")["crop_zoom"] == 1.25
     assert LandmarkPredictor(tmp_path / "zoom2" / "m.onnx").crop_zoom == 1.25
+    # --init from another input size: the weights carry over and the run trains at the new size
+    train(TrainOptions(steps=1, init=run / "last.pt", **dict(common, out=tmp_path / "big", input_size=96)))
+    big = torch.load(str(tmp_path / "big" / "last.pt"), weights_only=False)
+    assert big["config"]["input_size"] == 96 and big["step"] == 1
     # a time budget ends the run by itself, after one last validation
     timed = dict(common, out=tmp_path / "timed")
     train(TrainOptions(steps=10**6, budget_minutes=0.02, **timed))

@@ -226,5 +226,25 @@ def widen_state_dict(state: dict, source: NetworkConfig, target: NetworkConfig, 
     return out
 
 
+def resize_input_state_dict(state: dict, source: NetworkConfig, target: NetworkConfig) -> dict:
+    """Weights of a network for one input size S -> weights for another. The backbone and the pooled head do
+    not depend on S; the spatial head's linear layer reads a K x (S/32) x (S/32) grid of cells, so its weight is
+    resampled bilinearly from the old grid to the new one (cell centres over the same crop) and scaled by the
+    ratio of cell counts: a feature map that varies smoothly over the crop gives about the same output.
+    Landmarks, width and spatial channels must be the same."""
+    if (source.n_landmarks, source.width_mult, source.spatial_channels) != (
+            target.n_landmarks, target.width_mult, target.spatial_channels):
+        raise ValueError(f"resizing keeps the landmarks, the width and the spatial head; got {source} -> {target}")
+    out = dict(state)
+    k = target.spatial_channels
+    g_old, g_new = source.input_size // 32, target.input_size // 32
+    if k and g_old != g_new:
+        w = state["spatial_head.weight"]
+        grid = w.reshape(w.shape[0], k, g_old, g_old)
+        resized = nn.functional.interpolate(grid, size=(g_new, g_new), mode="bilinear", align_corners=False)
+        out["spatial_head.weight"] = (resized * (g_old * g_old / (g_new * g_new))).reshape(w.shape[0], -1).clone()
+    return out
+
+
 def count_parameters(model: nn.Module) -> int:
     return int(sum(p.numel() for p in model.parameters()))

@@ -15,7 +15,8 @@ Command::
 - Schedule: linear warm-up, then cosine decay to 1% over ``--steps``, or over ``--budget-minutes`` of training
   time (validation excluded), which ends on time on a shared CPU. ``--resume`` continues
   ``runs/NAME/last.pt`` (model, optimiser, step); ``--init CKPT`` starts from a checkpoint's weights with a
-  fresh schedule (e.g. when more data arrives).
+  fresh schedule (e.g. when more data arrives); a narrower one is widened (Net2WiderNet) and one of another
+  input size gets its spatial head resampled to the new grid (:func:`resize_input_state_dict`).
 - Crops: :func:`tracker.roi.roi_from_points` at ``--crop-zoom`` (default: the zoom of the ``--init`` or
   ``--resume`` checkpoint, else 1); the zoom is saved in the checkpoint's config and exported to the sidecar,
   so the run time cuts the same crops. The image cache does not depend on it (it keeps 1.6 / Z cached pixels
@@ -50,7 +51,7 @@ from tracker.splits import HELD_OUT_VIDEOS, is_held_out_300w
 from tracker.training.augment import AugmentConfig
 from tracker.training.dataset import CropDataset, ImageCache, LabelledSet, load_mirror, mean_target
 from tracker.training.loss import gaussian_nll
-from tracker.training.network import LandmarkNet, NetworkConfig, widen_state_dict
+from tracker.training.network import LandmarkNet, NetworkConfig, resize_input_state_dict, widen_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -314,6 +315,12 @@ def train(opts: TrainOptions) -> dict:
                                        seed=opts.seed)
             log.info("widened %s from width %.2f to %.2f (same function)", opts.init, src_cfg.width_mult,
                      cfg.width_mult)
+            src_cfg = replace(src_cfg, width_mult=cfg.width_mult)
+        if (src_cfg is not None and src_cfg.input_size != cfg.input_size
+                and src_cfg.spatial_channels == cfg.spatial_channels and src_cfg.width_mult == cfg.width_mult):
+            weights = resize_input_state_dict(weights, src_cfg, replace(src_cfg, input_size=cfg.input_size))
+            log.info("resized %s from input %d to %d (spatial head resampled)", opts.init, src_cfg.input_size,
+                     cfg.input_size)
         same = {k: v for k, v in weights.items() if k in own and own[k].shape == v.shape}
         model.load_state_dict(same, strict=False)
         if "head.weight" not in same:  # another landmark set: keep the backbone, start the head afresh
