@@ -430,6 +430,7 @@ def run(args) -> dict:
         roi_weights = load_roi_weights(predictor)
 
     samples = _read_300w(data, limit)
+    image_dir = data / "300w-train" / "images"
     use_mesh = not getattr(args, "no_mediapipe", False)
     detector = FaceDetector() if predictor is not None else None
     mesh = FaceMeshRunner() if use_mesh else None
@@ -437,7 +438,7 @@ def run(args) -> dict:
     kept_images: dict = {}
     t_start = time.perf_counter()
     for i, s in enumerate(samples):
-        img = cv2.imread(str(data / "300w-train" / "images" / s.name))
+        img = cv2.imread(str(image_dir / s.name))
         if img is None:
             log.warning("unreadable image %s", s.name)
             continue
@@ -492,8 +493,7 @@ def run(args) -> dict:
         from tracker.landmarks.model_roi import nearest_landmark_to_ibug
 
         ibug_index = nearest_landmark_to_ibug(predictor.info.landmark_set, predictor.n_landmarks)
-        results["direct_300w"] = (direct_300w(samples, data / "300w-train" / "images", predictor, ibug_index,
-                                              kept_images)
+        results["direct_300w"] = (direct_300w(samples, image_dir, predictor, ibug_index, kept_images)
                                   if ibug_index is not None else
                                   {"error": f"no iBUG-to-landmark map for the set '{predictor.info.landmark_set}'"})
         synth = synthetic_validation_set(getattr(args, "synthetic", None))
