@@ -35,7 +35,8 @@ def plot_logs(logs: list[Path], out: Path, labels: list[str] | None = None,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax_loss, ax_nme) = plt.subplots(1, 2, figsize=(11, 4))
+    many = len(logs) > 4  # the loss legend has two rows per run: two columns and a taller figure
+    fig, (ax_loss, ax_nme) = plt.subplots(1, 2, figsize=(11, 4 + (0.25 * (len(logs) - 4) if many else 0)))
     offset = 0.0
     for k, path in enumerate(logs):
         d = read_log(path)
@@ -54,7 +55,7 @@ def plot_logs(logs: list[Path], out: Path, labels: list[str] | None = None,
         ax_nme.text(hours, ax_nme.get_ylim()[1], " " + text, fontsize=7, va="top", rotation=90, color="grey")
     ax_loss.set_xlabel("training time (h, one CPU thread)")
     ax_loss.set_ylabel("Gaussian NLL (Eq. 1, per landmark)")
-    ax_loss.legend(fontsize=8)
+    ax_loss.legend(fontsize=7 if many else 8, ncol=2 if many else 1)
     ax_loss.grid(alpha=0.3)
     ax_nme.set_xlabel("training time (h, one CPU thread)")
     ax_nme.set_ylabel("validation NME (% of eye-centre distance)")
