@@ -37,9 +37,10 @@ def plot_logs(logs: list[Path], out: Path, labels: list[str] | None = None,
 
     many = len(logs) > 4  # the loss legend has two rows per run: two columns and a taller figure
     fig, (ax_loss, ax_nme) = plt.subplots(1, 2, figsize=(11, 4 + (0.25 * (len(logs) - 4) if many else 0)))
-    offset = 0.0
+    offset, lo = 0.0, np.inf
     for k, path in enumerate(logs):
         d = read_log(path)
+        lo = min(lo, float(d["train_loss"].min()))
         hours = (d["seconds"] + offset) / 3600.0
         name = labels[k] if labels else Path(path).parent.name
         color = f"C{k % 10}"  # one colour per run: its training (solid) and validation (dashed) loss
@@ -47,7 +48,6 @@ def plot_logs(logs: list[Path], out: Path, labels: list[str] | None = None,
         ax_loss.plot(hours, d["val_loss"], "--", color=color, label=f"{name} val")
         ax_nme.plot(hours, d["val_nme"], "-o", ms=3, color=color, label=name)
         offset += float(d["seconds"][-1])
-    lo = min(float(read_log(p)["train_loss"].min()) for p in logs)
     ax_loss.set_ylim(lo - 0.5, lo + 8.0)  # the first validation losses of renders are far off the scale
     for hours, text in events or []:
         for ax in (ax_loss, ax_nme):
