@@ -76,3 +76,21 @@ def test_direct_300w_with_the_committed_network(shared_data):
     assert 0 < res["nme_mean_offsets_removed"] < 1.2 * res["nme_mean"]
     wrong = bench.direct_300w(samples, shared_data / "300w-train" / "images", predictor, index[::-1].copy())
     assert wrong["nme_mean"] > 2 * res["nme_mean"]
+    assert set(res["roi_jitter"]) == {f"{k:g}" for k in bench.JITTER_SCALES}
+    assert all(v["n"] == 3 * bench.JITTER_DRAWS for v in res["roi_jitter"].values())
+
+
+def test_direct_300w_roi_jitter_tolerance(shared_data):
+    """``roi_jitter``: with no jitter (k = 0) the error is the plain direct error; a wildly wrong ROI (k = 8:
+    rotations up to the 35 degree clip, shifts of half the face) makes the error far larger."""
+    from tracker.landmarks.model_roi import nearest_landmark_to_ibug
+    from tracker.landmarks.predictor import LandmarkPredictor
+
+    predictor = LandmarkPredictor()
+    samples = [s for s in bench._read_300w(shared_data, 3) if s.held_out]
+    index = nearest_landmark_to_ibug(predictor.info.landmark_set, predictor.n_landmarks)
+    res = bench.direct_300w(samples, shared_data / "300w-train" / "images", predictor, index,
+                            jitter_scales=(0.0, 8.0), jitter_draws=2)
+    still, wild = res["roi_jitter"]["0"], res["roi_jitter"]["8"]
+    assert still["nme_mean"] == pytest.approx(res["nme_mean"], rel=1e-6) and still["failure_rate"] == 0.0
+    assert wild["n"] == 6 and wild["nme_mean"] > 2 * still["nme_mean"]

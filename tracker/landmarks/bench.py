@@ -15,7 +15,10 @@
     landmark at (or nearest to) each iBUG vertex -- that version also counts annotation noise and the
     translation's own error, so it is only a rough check.
 (d) ``direct_300w``: the network's inner landmarks against the held-out 300-W ground truth directly (no label
-    translation, ROI from the ground truth): the error, each point's mean offset, and the error without it.
+    translation, ROI from the ground truth): the error, each point's mean offset, and the error without it; and
+    ``roi_jitter``: the same error with the ROI points jittered as in training (``jitter_roi_points`` with the
+    default :class:`~tracker.training.augment.AugmentConfig`'s spreads scaled by k), i.e. how the network copes
+    with a poor ROI (a fast head turn between two frames).
 """
 
 from __future__ import annotations
@@ -223,19 +226,31 @@ def calibration_synthetic(predictor, labelled, limit: int | None) -> dict:
     return out
 
 
+#: Scales of the default training ROI jitter for ``direct_300w``'s ``roi_jitter``, and draws per image.
+JITTER_SCALES = (0.5, 1.0, 1.5)
+JITTER_DRAWS = 2
+
+
 def direct_300w(samples: list[_Sample], image_dir: Path, predictor, ibug_index: np.ndarray,
-                images: dict | None = None) -> dict:
+                images: dict | None = None, jitter_scales=JITTER_SCALES, jitter_draws: int = JITTER_DRAWS,
+                seed: int = 0) -> dict:
     """The network's inner landmarks (iBUG 27-67 through ``ibug_index``) against held-out 300-W ground truth,
     directly: no label translation, ROI from the ground truth's eyes and mouth. The mean offset of each point
     (in a frame along the eye line) is reported, and the error left once it is removed: a consistent offset from
     the 300-W convention shows in the first, not in the second. ``images``: already decoded images by name (the
-    others are read from ``image_dir``)."""
+    others are read from ``image_dir``). ``roi_jitter``: for each scale k of ``jitter_scales``, the mean error and
+    the share of images above :data:`FAILURE_NME` with the ROI points jittered by k times the default training
+    spreads (``jitter_draws`` draws per image, one generator seeded with ``seed``)."""
+    from dataclasses import replace
+
     import cv2
 
     from tracker.roi import roi_from_points, roi_points_from_ibug68
+    from tracker.training.augment import AugmentConfig, jitter_roi_points
 
     inner = np.arange(27, 68)
     res = []
+    kept = []
     for s in samples:
         if not s.held_out:
             continue
@@ -251,18 +266,37 @@ def direct_300w(samples: list[_Sample], image_dir: Path, predictor, ibug_index: 
         ex = eye / d
         rot = np.array([ex, [-ex[1], ex[0]]])
         res.append(100.0 * (lm.mu_px[ibug_index[inner]] - s.gt[inner]) @ rot.T / d)
+        kept.append((img, roi_pts, s.gt, d))
     if not res:
         return {"error": "no readable held-out images"}
+    default = AugmentConfig()
+    rng = np.random.default_rng(seed)
+    jitter = {}
+    for k in jitter_scales:
+        cfg = replace(default, point_noise=default.point_noise * k, rotation_deg=default.rotation_deg * k,
+                      log_scale=default.log_scale * k, translation=default.translation * k)
+        errs = []
+        for _ in range(jitter_draws):
+            for img, roi_pts, gt, d in kept:
+                roi = roi_from_points(jitter_roi_points(roi_pts, rng, cfg), predictor.input_size, predictor.crop_zoom)
+                lm = predictor.predict(img, roi)
+                errs.append(100.0 * float(np.linalg.norm(lm.mu_px[ibug_index[inner]] - gt[inner], axis=1).mean()) / d)
+        errs = np.array(errs)
+        jitter[f"{k:g}"] = {"n": int(len(errs)), "nme_mean": float(errs.mean()),
+                            "failure_rate": float((errs > FAILURE_NME).mean())}
     r = np.stack(res)  # (M, 41, 2) % of the outer-eye-corner distance
     offset = r.mean(axis=0)
     return {"images": len(res), "points": int(len(inner)),
             "nme_mean": float(np.linalg.norm(r, axis=2).mean()),
             "mean_point_offset": float(np.linalg.norm(offset, axis=1).mean()),
             "nme_mean_offsets_removed": float(np.linalg.norm(r - offset, axis=2).mean()),
+            "roi_jitter": jitter,
             "protocol": "held-out 300-W, ROI from the ground truth's eyes and mouth, the network's landmark nearest "
                         "each inner iBUG point (27-67) on the neutral head against that point, no label "
                         "translation; % of the outer-eye-corner distance; offsets: each point's mean residual "
-                        "in a frame along the eye line"}
+                        "in a frame along the eye line; roi_jitter: keyed by k, the error with the ROI points "
+                        "jittered by k times the default training spreads (tracker.training.augment), "
+                        f"{jitter_draws} draws per image, failure: error above {FAILURE_NME}%"}
 
 
 #: Turn-ratio bin edges of ``error_by_turn`` (the middle one: where :func:`tracker.roi.roi_from_points` starts to
