@@ -249,6 +249,12 @@ def direct_300w(samples: list[_Sample], image_dir: Path, predictor, ibug_index: 
     from tracker.training.augment import AugmentConfig, jitter_roi_points
 
     inner = np.arange(27, 68)
+
+    def residual(img, points, gt, rot, d) -> np.ndarray:
+        """(41, 2) inner-point residuals (% of d, in the eye-line frame ``rot``) for a crop at ROI ``points``."""
+        lm = predictor.predict(img, roi_from_points(points, predictor.input_size, predictor.crop_zoom))
+        return 100.0 * (lm.mu_px[ibug_index[inner]] - gt[inner]) @ rot.T / d
+
     res = []
     kept = []
     for s in samples:
@@ -259,14 +265,11 @@ def direct_300w(samples: list[_Sample], image_dir: Path, predictor, ibug_index: 
             img = cv2.imread(str(image_dir / s.name))
         if img is None:
             continue
-        roi_pts = roi_points_from_ibug68(s.gt)
-        lm = predictor.predict(img, roi_from_points(roi_pts, predictor.input_size, predictor.crop_zoom))
         eye = s.gt[45] - s.gt[36]
         d = float(np.linalg.norm(eye))
         ex = eye / d
-        rot = np.array([ex, [-ex[1], ex[0]]])
-        res.append(100.0 * (lm.mu_px[ibug_index[inner]] - s.gt[inner]) @ rot.T / d)
-        kept.append((img, roi_pts, s.gt, d))
+        kept.append((img, roi_points_from_ibug68(s.gt), s.gt, np.array([ex, [-ex[1], ex[0]]]), d))
+        res.append(residual(*kept[-1]))
     if not res:
         return {"error": "no readable held-out images"}
     default = AugmentConfig()
@@ -277,10 +280,9 @@ def direct_300w(samples: list[_Sample], image_dir: Path, predictor, ibug_index: 
                       log_scale=default.log_scale * k, translation=default.translation * k)
         errs = []
         for _ in range(jitter_draws):
-            for img, roi_pts, gt, d in kept:
-                roi = roi_from_points(jitter_roi_points(roi_pts, rng, cfg), predictor.input_size, predictor.crop_zoom)
-                lm = predictor.predict(img, roi)
-                errs.append(100.0 * float(np.linalg.norm(lm.mu_px[ibug_index[inner]] - gt[inner], axis=1).mean()) / d)
+            for img, roi_pts, gt, rot, d in kept:
+                r = residual(img, jitter_roi_points(roi_pts, rng, cfg), gt, rot, d)
+                errs.append(float(np.linalg.norm(r, axis=1).mean()))
         errs = np.array(errs)
         jitter[f"{k:g}"] = {"n": int(len(errs)), "nme_mean": float(errs.mean()),
                             "failure_rate": float((errs > FAILURE_NME).mean())}
