@@ -185,13 +185,17 @@ class ImageCache:
         log.info("image cache: %d images, %.0f MB, %.0f s", m, pos / 1e6, time.time() - t0)
 
 
-def _cut_and_shrink(img: np.ndarray, roi_points: np.ndarray, size: int):
-    """(H, W, 3) image -> (cut image, scale (2,), offset (2,)) with cache px = image px * scale + offset."""
+def _cut_and_shrink(img: np.ndarray, roi_points: np.ndarray, size: int, px_per_crop_px: float = CACHE_PX_PER_CROP_PX,
+                    grow: float = CACHE_REGION_GROW):
+    """(H, W, 3) image -> (cut image, scale (2,), offset (2,)) with cache px = image px * scale + offset.
+
+    The cut is the zoom-1 crop's bounding box grown by ``grow``, shrunk to at most ``px_per_crop_px`` image
+    pixels per (zoom-1) crop pixel."""
     roi = roi_from_points(roi_points, size)
     corners = roi.crop_to_image(np.array([[-0.5, -0.5], [size - 0.5, -0.5], [-0.5, size - 0.5],
                                           [size - 0.5, size - 0.5]]))
     centre = 0.5 * (corners.min(0) + corners.max(0))
-    half = 0.5 * (corners.max(0) - corners.min(0)) * CACHE_REGION_GROW
+    half = 0.5 * (corners.max(0) - corners.min(0)) * grow
     h, w = img.shape[:2]
     x0, y0 = (np.floor(centre - half)).astype(int)
     x1, y1 = (np.ceil(centre + half)).astype(int)
@@ -199,7 +203,7 @@ def _cut_and_shrink(img: np.ndarray, roi_points: np.ndarray, size: int):
     if x1 - x0 < 2 or y1 - y0 < 2:
         x0, y0, x1, y1 = 0, 0, w, h
     cut = img[y0:y1, x0:x1]
-    k = min(1.0, CACHE_PX_PER_CROP_PX / max(roi.scale_px, 1e-9))
+    k = min(1.0, px_per_crop_px / max(roi.scale_px, 1e-9))
     k = max(k, 4.0 / min(cut.shape[:2]))
     if k < 1.0:  # isotropic (fx = fy), so the ROI of the cached points is the same crop of the same face
         cut = cv2.resize(cut, None, fx=k, fy=k, interpolation=cv2.INTER_AREA)

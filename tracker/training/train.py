@@ -97,6 +97,8 @@ class TrainOptions:
     reset_best: bool = False
     device: str = "cpu"
     augment: dict = field(default_factory=dict)
+    pack: Path | None = None
+    workers: int = 0
 
 
 def augment_config(overrides: dict) -> AugmentConfig:
@@ -217,6 +219,47 @@ class Validator:
         return 100.0 * per / self.eye_dist
 
 
+class _Batches(torch.utils.data.Dataset):
+    """Batch k of an endless stream of augmented batches, made in a worker process: epoch k // (M // B) in the
+    order of a permutation seeded by (seed, epoch), each batch's augmentation seeded by (seed, k). Returns uint8
+    crops (B, S, S, 3), targets (B, L, 2) and weights (B, L) as tensors."""
+
+    def __init__(self, dataset: CropDataset, batch: int, seed: int) -> None:
+        self.dataset, self.batch, self.seed = dataset, batch, seed
+        self.per_epoch = max(1, len(dataset) // batch)
+        self._epoch, self._perm = -1, None
+
+    def __len__(self) -> int:
+        return 1 << 40
+
+    def __getitem__(self, k: int):
+        epoch, j = divmod(int(k), self.per_epoch)
+        if epoch != self._epoch:
+            self._epoch = epoch
+            self._perm = np.random.default_rng([self.seed, epoch]).permutation(len(self.dataset))
+        idx = self._perm[j * self.batch:(j + 1) * self.batch]
+        rng = np.random.default_rng([self.seed, 1 << 20, int(k)])
+        samples = [self.dataset.sample(int(i), rng) for i in idx]
+        return (torch.from_numpy(np.stack([s.crop for s in samples])),
+                torch.from_numpy(np.stack([s.target for s in samples])),
+                torch.from_numpy(np.stack([s.weights for s in samples])))
+
+
+def _loader(dataset: CropDataset, opts: TrainOptions, first_step: int) -> torch.utils.data.DataLoader:
+    """``--workers`` processes making batches ahead of the training step (for a GPU, which the one-process
+    loop of a CPU run cannot feed). They are forked, sharing the image cache; OpenCV's thread pool is shut down
+    first, so the children run OpenCV on their one thread (a forked child that uses or resets the parent's pool
+    waits forever for threads it does not have)."""
+    import cv2
+
+    cv2.setNumThreads(0)
+    return torch.utils.data.DataLoader(_Batches(dataset, opts.batch, opts.seed), batch_size=None,
+                                       sampler=range(first_step, 1 << 40), num_workers=opts.workers,
+                                       prefetch_factor=4, persistent_workers=True,
+                                       multiprocessing_context="fork",
+                                       pin_memory=opts.device.startswith("cuda"))
+
+
 def make_optimizer(model: LandmarkNet, opts: TrainOptions) -> torch.optim.AdamW:
     """AdamW; the wide linear head gets ``head_lr_mult`` times the learning rate (Adam moves every one of its
     ~1280 inputs' weights by about the learning rate at once, which makes the first steps unstable)."""
@@ -258,27 +301,51 @@ def train(opts: TrainOptions) -> dict:
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     data_paths, val_paths = list(opts.data), list(opts.val)
-    if not data_paths:
+    if not data_paths and opts.pack is None:
         data_paths, default_val = default_data_paths()
         val_paths = val_paths or default_val
-    if not data_paths:
+    if not data_paths and opts.pack is None:
         raise ValueError("no training data: pass --data FILE.npz (see tracker.training.data)")
-    log.info("training files: %s; validation files: %s", [str(p) for p in data_paths], [str(p) for p in val_paths])
-    train_set, val_set = split_train_val(load_sets(data_paths), load_sets(val_paths) if val_paths else None)
+    caches = None
+    if opts.pack is not None:
+        from tracker.training.pack import load_pack
+
+        log.info("training on the packed data in %s", opts.pack)
+        sets, caches, _meta = load_pack(opts.pack, threads=max(1, opts.workers))
+        train_set, val_set = sets["train"], sets["val"]
+    else:
+        log.info("training files: %s; validation files: %s", [str(p) for p in data_paths],
+                 [str(p) for p in val_paths])
+        train_set, val_set = split_train_val(load_sets(data_paths), load_sets(val_paths) if val_paths else None)
     n_lm = train_set.n_landmarks
     log.info("%d training and %d validation samples, %d landmarks", len(train_set), len(val_set), n_lm)
     last = out / "last.pt"
     resume = opts.resume and last.is_file()
     source = last if resume else opts.init  # the checkpoint the weights come from, read once
-    start = torch.load(str(source), map_location="cpu", weights_only=False) if source is not None else None
+    from_onnx = not resume and source is not None and Path(source).suffix.lower() == ".onnx"
+    if from_onnx:
+        from tracker.training.onnx_init import config_from_sidecar
+
+        own_cfg = config_from_sidecar(source)
+        if (own_cfg.input_size, own_cfg.width_mult, own_cfg.spatial_channels, own_cfg.n_landmarks) != (
+                opts.input_size, opts.width_mult, opts.spatial_channels, n_lm):
+            raise ValueError(f"{source} is a network of input {own_cfg.input_size}, width {own_cfg.width_mult}, "
+                             f"spatial channels {own_cfg.spatial_channels}, {own_cfg.n_landmarks} landmarks: "
+                             "give the same --input-size, --width-mult and --spatial-channels")
+        start = {"config": own_cfg.to_dict(), "onnx": str(source)}
+    else:
+        start = torch.load(str(source), map_location="cpu", weights_only=False) if source is not None else None
     cfg = NetworkConfig(opts.input_size, n_lm, opts.width_mult, opts.spatial_channels,
                         resolve_crop_zoom(opts.crop_zoom, start, source))
     if cfg.crop_zoom != 1.0:
         log.info("crop zoom %.3g: the face fills %.3g times more of the crop than the default template",
                  cfg.crop_zoom, cfg.crop_zoom)
-    cdir = cache_dir() / "landmark_training" / "images"
-    train_cache = ImageCache.build(train_set, cfg.input_size, cdir)
-    val_cache = ImageCache.build(val_set, cfg.input_size, cdir)
+    if caches is not None:
+        train_cache, val_cache = caches["train"], caches["val"]
+    else:
+        cdir = cache_dir() / "landmark_training" / "images"
+        train_cache = ImageCache.build(train_set, cfg.input_size, cdir)
+        val_cache = ImageCache.build(val_set, cfg.input_size, cdir)
     mirror = load_mirror(opts.landmark_set, n_lm)
     if mirror is None:
         log.warning("no mirror permutation for %s: mirror augmentation is off", opts.landmark_set)
@@ -289,6 +356,10 @@ def train(opts: TrainOptions) -> dict:
 
     plain = CropDataset(train_set, train_cache, cfg.input_size, None, zoom=cfg.crop_zoom)  # for the initial head
     device = torch.device(opts.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
     model = LandmarkNet(cfg).to(device)
     opt = make_optimizer(model, opts)
     step, epoch, best, trained_s = 0, 0.0, float("inf"), 0.0
@@ -305,6 +376,15 @@ def train(opts: TrainOptions) -> dict:
         summary = ckpt.get("best_summary", ckpt.get("summary", {}))
         latest = ckpt.get("summary", {})
         log.info("resumed %s at step %d (best NME %.2f)", last, step, best)
+    elif from_onnx:
+        from tracker.training.onnx_init import load_onnx_weights, recalibrate_batchnorm
+
+        load_onnx_weights(model, Path(start["onnx"]))
+        rng0 = np.random.default_rng(opts.seed)
+        idx = rng0.choice(len(plain), size=min(512, len(plain)), replace=False)
+        recalibrate_batchnorm(model, (torch.from_numpy(plain.batch(idx[s:s + 64])[0]).to(device)
+                                      for s in range(0, len(idx), 64)))
+        log.info("initialised from the exported network %s (batch norms recalibrated on %d crops)", source, len(idx))
     elif start is not None:
         ckpt = start
         own = model.state_dict()
@@ -358,6 +438,7 @@ def train(opts: TrainOptions) -> dict:
     def progress() -> float | None:
         return trained_s / (60.0 * opts.budget_minutes) if opts.budget_minutes > 0 else None
 
+    loader = iter(_loader(dataset, opts, step)) if opts.workers > 0 else None
     while not stop["flag"]:
         if opts.budget_minutes > 0:
             if progress() >= 1.0:
@@ -366,23 +447,31 @@ def train(opts: TrainOptions) -> dict:
             break
         if opts.max_minutes and time.time() - t_start > 60 * opts.max_minutes:
             break
-        if pos + opts.batch > len(perm):
-            perm, pos = rng.permutation(len(dataset)), 0
-        idx = perm[pos:pos + opts.batch]
-        pos += opts.batch
-        images, targets, weights = dataset.batch(idx, rng)
+        if loader is not None:
+            crops, targets, weights = next(loader)
+            x = crops.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
+            targets, weights = targets.numpy(), weights.numpy()
+            n_batch = len(targets)
+        else:
+            if pos + opts.batch > len(perm):
+                perm, pos = rng.permutation(len(dataset)), 0
+            idx = perm[pos:pos + opts.batch]
+            pos += opts.batch
+            images, targets, weights = dataset.batch(idx, rng)
+            x = torch.from_numpy(images).to(device)
+            n_batch = len(idx)
         lr = lr_at(step, opts, progress())
         for g in opt.param_groups:
             g["lr"] = lr * g.get("lr_mult", 1.0)
-        pred = model(torch.from_numpy(images).to(device))
+        pred = model(x)
         loss = gaussian_nll(pred, torch.from_numpy(targets).to(device), torch.from_numpy(weights).to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         opt.step()
         step += 1
-        epoch += len(idx) / len(dataset)
-        seen_since += len(idx)
+        epoch += n_batch / len(dataset)
+        seen_since += n_batch
         losses.append(float(loss.detach()))
         now = time.time()
         trained_s += now - t_last
@@ -443,6 +532,10 @@ def parse_args(argv: list[str] | None = None) -> TrainOptions:
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(d, name))
     p.add_argument("--landmark-set", default=d.landmark_set)
     p.add_argument("--device", default=d.device, help="torch device: cpu (default) or cuda on a GPU machine")
+    p.add_argument("--pack", type=Path, default=None,
+                   help="train on a folder written by tracker.training.pack instead of --data / --val")
+    p.add_argument("--workers", type=int, default=d.workers,
+                   help="processes that make the augmented batches (0: the training process itself)")
     p.add_argument("--select-source", default=d.select_source,
                    help="validation source whose NME picks best.pt (default: held-out 300-W ground truth)")
     p.add_argument("--augment", nargs="*", default=[], metavar="NAME=VALUE",
@@ -473,6 +566,12 @@ def parse_args(argv: list[str] | None = None) -> TrainOptions:
         p.error("--device cuda: no CUDA device is available here")
     if a.init is not None and not a.init.is_file():
         p.error(f"no checkpoint at {a.init}")
+    if a.pack is not None and (a.data or a.val):
+        p.error("--pack replaces --data and --val: give one or the other")
+    if a.pack is not None and not (a.pack / "labels.npz").is_file():
+        p.error(f"no packed data at {a.pack} (python -m tracker.training.pack writes it)")
+    if a.workers < 0:
+        p.error("--workers must be at least 0")
     if a.crop_zoom is not None:
         try:
             template(a.crop_zoom)

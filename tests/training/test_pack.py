@@ -1,0 +1,112 @@
+"""Training on another machine: packed data, batches made by worker processes, and starting from the exported
+network (real 300-W images, the committed ONNX model)."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from tracker.paths import ASSETS_DIR
+from tracker.training.dataset import CropDataset, ImageCache, LabelledSet
+from tracker.training.export import export_checkpoint
+from tracker.training.ibug import labelled_from_68, read_csv68
+from tracker.training.network import LandmarkNet
+from tracker.training.onnx_init import config_from_sidecar, load_onnx_weights, recalibrate_batchnorm
+from tracker.training.pack import load_pack, main as pack_main, pack
+from tracker.training.train import TrainOptions, is_held_out_path, parse_args, train
+
+MODEL = ASSETS_DIR / "landmark_model.onnx"
+
+
+def _real68(shared_data, n: int) -> LabelledSet:
+    names, pts = read_csv68(shared_data / "300w-train" / "landmarks68.csv")
+    keep = [i for i, name in enumerate(names) if not is_held_out_path(name)][:n]
+    return LabelledSet(**labelled_from_68([names[i] for i in keep], pts[keep], np.arange(68), 68, "300w-train"))
+
+
+def test_exported_network_loads_back_and_keeps_its_function(shared_data, tmp_path):
+    cfg = config_from_sidecar(MODEL)
+    model = LandmarkNet(cfg)
+    load_onnx_weights(model, MODEL)
+    data = _real68(shared_data, 24)
+    plain = CropDataset(data, ImageCache.build(data, cfg.input_size, tmp_path), cfg.input_size, None,
+                        zoom=cfg.crop_zoom)
+    x = plain.batch(np.arange(len(data)))[0]
+    sess = ort.InferenceSession(str(MODEL), providers=["CPUExecutionProvider"])
+    ref = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    model.eval()
+    with torch.no_grad():
+        assert np.abs(model(torch.from_numpy(x)).numpy() - ref).max() < 1e-4
+    recalibrate_batchnorm(model, [torch.from_numpy(x[:12]), torch.from_numpy(x[12:])])
+    with torch.no_grad():
+        assert np.abs(model(torch.from_numpy(x)).numpy() - ref).max() < 1e-4  # eval: the same function
+        model.train()
+        train_mode = model(torch.from_numpy(x)).numpy()
+    # train mode normalises with the batch's statistics: close to the exported function on real crops (a
+    # network whose batch norms were left at identity moves its landmarks by about a tenth of the crop)
+    err = np.linalg.norm(train_mode[..., :2] - ref[..., :2], axis=-1)
+    assert np.median(err) < 0.01, np.median(err)
+
+
+def test_pack_round_trip_gives_the_same_crops_and_labels(shared_data, tmp_path):
+    data = _real68(shared_data, 6)
+    doubled = LabelledSet.concat([data, data.subset(np.array([0, 1]))])  # repeated rows are stored once
+    size = 64
+    files = pack({"train": doubled, "val": data.subset(np.array([2]))}, size, tmp_path / "pack", quality=95,
+                 part_mb=0.004)
+    assert len(files) >= 3 and files[0].name == "labels.npz"  # the tiny part size splits the images
+    sets, caches, meta = load_pack(tmp_path / "pack")
+    assert meta["entries"] == 6 and len(sets["train"]) == 8 and len(sets["val"]) == 1
+    ref = CropDataset(doubled, ImageCache.build(doubled, size, tmp_path / "cache"), size, None)
+    got = CropDataset(sets["train"], caches["train"], size, None)
+    a_img, a_t, a_w = ref.batch(np.arange(8))
+    b_img, b_t, b_w = got.batch(np.arange(8))
+    assert np.abs(a_t - b_t).max() < 2e-3  # landmarks kept to 1/32 px
+    assert np.array_equal(a_w, b_w)
+    assert np.abs(a_img - b_img).mean() < 0.02  # JPEG q95 and a coarser cut: about the same pixels
+    # a broken pack is a clear error
+    (tmp_path / "pack" / "images_01.npz").unlink()
+    try:
+        load_pack(tmp_path / "pack")
+    except FileNotFoundError as exc:
+        assert "images_01.npz" in str(exc)
+    else:
+        raise AssertionError("a missing image file was not noticed")
+
+
+def test_train_from_a_pack_with_worker_processes_and_from_an_onnx_model(shared_data, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TRACKER_CACHE", str(tmp_path / "cache"))
+    data = _real68(shared_data, 8)
+    npz = tmp_path / "tiny.npz"
+    np.savez(npz, images=data.images, landmarks_px=data.landmarks_px, weights=data.weights,
+             roi_points=data.roi_points, source=data.source)
+    assert pack_main(["--out", str(tmp_path / "pack"), "--data", str(npz), "--val", str(npz), "--input-size",
+                      "64"]) == 0
+    common = dict(input_size=64, width_mult=0.25, landmark_set="none", batch=4, warmup=2, val_minutes=0.0,
+                  val_max=8, pack=tmp_path / "pack", data=[], val=[])
+    train(TrainOptions(out=tmp_path / "run", steps=4, workers=2, **common))
+    rows = list(csv.DictReader(open(tmp_path / "run" / "log.csv")))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
+    assert all(np.isfinite(float(r["val_nme"])) for r in rows)
+    # --init from an exported network: its weights, then training goes on from them
+    export_checkpoint(tmp_path / "run" / "last.pt", tmp_path / "exp" / "m.onnx")
+    train(TrainOptions(out=tmp_path / "again", steps=1, init=tmp_path / "exp" / "m.onnx", **common))
+    before = torch.load(str(tmp_path / "run" / "last.pt"), weights_only=False)["model"]
+    after = torch.load(str(tmp_path / "again" / "last.pt"), weights_only=False)["model"]
+    assert np.abs(after["head.bias"].numpy() - before["head.bias"].numpy()).max() < 1e-2
+    # an exported network of another shape, and a pack given with --data, are refused
+    try:
+        train(TrainOptions(out=tmp_path / "bad", steps=1, init=MODEL, **common))
+    except ValueError as exc:
+        assert "input 160" in str(exc)
+    else:
+        raise AssertionError("a mismatched --init network was accepted")
+    try:
+        parse_args(["--out", str(tmp_path / "x"), "--pack", str(tmp_path / "pack"), "--data", str(npz)])
+    except SystemExit:
+        assert "--pack replaces --data" in capsys.readouterr().err
+    else:
+        raise AssertionError("--pack with --data was accepted")
