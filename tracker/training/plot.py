@@ -27,9 +27,9 @@ def read_log(path: Path) -> dict[str, np.ndarray]:
 
 
 def plot_logs(logs: list[Path], out: Path, labels: list[str] | None = None,
-              events: list[tuple[float, str]] | None = None) -> Path:
+              events: list[tuple[float, str]] | None = None, hardware: str = "one CPU thread") -> Path:
     """Draw the logs one after another on a common time axis; ``events``: (hours, text) vertical marks
-    (e.g. where the data or the validation set changed)."""
+    (e.g. where the data or the validation set changed); ``hardware``: what the time was spent on."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -37,10 +37,11 @@ def plot_logs(logs: list[Path], out: Path, labels: list[str] | None = None,
 
     many = len(logs) > 4  # the loss legend has two rows per run: two columns and a taller figure
     fig, (ax_loss, ax_nme) = plt.subplots(1, 2, figsize=(11, 4 + (0.25 * (len(logs) - 4) if many else 0)))
-    offset, lo = 0.0, np.inf
+    offset, lo, hi = 0.0, np.inf, -np.inf
     for k, path in enumerate(logs):
         d = read_log(path)
         lo = min(lo, float(d["train_loss"].min()))
+        hi = max(hi, float(np.max(np.concatenate([d["train_loss"], d["val_loss"]]))))
         hours = (d["seconds"] + offset) / 3600.0
         name = labels[k] if labels else Path(path).parent.name
         color = f"C{k % 10}"  # one colour per run: its training (solid) and validation (dashed) loss
@@ -48,16 +49,16 @@ def plot_logs(logs: list[Path], out: Path, labels: list[str] | None = None,
         ax_loss.plot(hours, d["val_loss"], "--", color=color, label=f"{name} val")
         ax_nme.plot(hours, d["val_nme"], "-o", ms=3, color=color, label=name)
         offset += float(d["seconds"][-1])
-    ax_loss.set_ylim(lo - 0.5, lo + 8.0)  # the first validation losses of renders are far off the scale
+    ax_loss.set_ylim(lo - 0.5, min(lo + 8.0, hi + 0.5))  # the first validation losses of renders are far off the scale
     for hours, text in events or []:
         for ax in (ax_loss, ax_nme):
             ax.axvline(hours, color="grey", lw=0.8, ls=":")
         ax_nme.text(hours, ax_nme.get_ylim()[1], " " + text, fontsize=7, va="top", rotation=90, color="grey")
-    ax_loss.set_xlabel("training time (h, one CPU thread)")
+    ax_loss.set_xlabel(f"training time (h, {hardware})")
     ax_loss.set_ylabel("Gaussian NLL (Eq. 1, per landmark)")
     ax_loss.legend(fontsize=7 if many else 8, ncol=2 if many else 1)
     ax_loss.grid(alpha=0.3)
-    ax_nme.set_xlabel("training time (h, one CPU thread)")
+    ax_nme.set_xlabel(f"training time (h, {hardware})")
     ax_nme.set_ylabel("validation NME (% of eye-centre distance)")
     ax_nme.legend(fontsize=8)
     ax_nme.grid(alpha=0.3)
@@ -76,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--labels", nargs="*", default=None)
     p.add_argument("--event", action="append", default=[], metavar="HOURS:TEXT",
                    help="a vertical mark at HOURS on the common time axis")
+    p.add_argument("--hardware", default="one CPU thread", help="what the training time was spent on (axis label)")
     a = p.parse_args(argv)
     for f in a.logs:
         if not f.is_file():
@@ -89,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             events.append((float(hours), text))
         except ValueError:
             p.error(f"--event wants HOURS:TEXT, got {e!r}")
-    print(plot_logs(a.logs, a.out, a.labels, events))
+    print(plot_logs(a.logs, a.out, a.labels, events, a.hardware))
     return 0
 
 

@@ -380,11 +380,14 @@ def train(opts: TrainOptions) -> dict:
         from tracker.training.onnx_init import load_onnx_weights, recalibrate_batchnorm
 
         load_onnx_weights(model, Path(start["onnx"]))
+        # on augmented crops: those the exported network's running statistics came from (on plain crops the
+        # batch statistics of training would differ from them, and move the function at the first steps)
         rng0 = np.random.default_rng(opts.seed)
-        idx = rng0.choice(len(plain), size=min(512, len(plain)), replace=False)
-        recalibrate_batchnorm(model, (torch.from_numpy(plain.batch(idx[s:s + 64])[0]).to(device)
+        idx = rng0.choice(len(dataset), size=min(512, len(dataset)), replace=False)
+        recalibrate_batchnorm(model, (torch.from_numpy(dataset.batch(idx[s:s + 64], rng0)[0]).to(device)
                                       for s in range(0, len(idx), 64)))
-        log.info("initialised from the exported network %s (batch norms recalibrated on %d crops)", source, len(idx))
+        log.info("initialised from the exported network %s (batch norms recalibrated on %d augmented crops)",
+                 source, len(idx))
     elif start is not None:
         ckpt = start
         own = model.state_dict()
