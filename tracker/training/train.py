@@ -311,7 +311,10 @@ def train(opts: TrainOptions) -> dict:
         from tracker.training.pack import load_pack
 
         log.info("training on the packed data in %s", opts.pack)
-        sets, caches, _meta = load_pack(opts.pack, threads=max(1, opts.workers))
+        sets, caches, meta = load_pack(opts.pack, threads=max(1, opts.workers))
+        if int(meta.get("input_size", opts.input_size)) != opts.input_size:
+            log.warning("%s was cut for input size %s; training at %d (its pixel density is that of the other "
+                        "size)", opts.pack, meta.get("input_size"), opts.input_size)
         train_set, val_set = sets["train"], sets["val"]
     else:
         log.info("training files: %s; validation files: %s", [str(p) for p in data_paths],
