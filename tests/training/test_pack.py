@@ -16,7 +16,7 @@ from tracker.training.ibug import labelled_from_68, read_csv68
 from tracker.training.network import LandmarkNet
 from tracker.training.onnx_init import config_from_sidecar, load_onnx_weights, recalibrate_batchnorm
 from tracker.training.pack import load_pack, main as pack_main, pack
-from tracker.training.train import TrainOptions, is_held_out_path, parse_args, train
+from tracker.training.train import TrainOptions, _Batches, is_held_out_path, parse_args, train
 
 MODEL = ASSETS_DIR / "landmark_model.onnx"
 
@@ -110,3 +110,27 @@ def test_train_from_a_pack_with_worker_processes_and_from_an_onnx_model(shared_d
         assert "--pack replaces --data" in capsys.readouterr().err
     else:
         raise AssertionError("--pack with --data was accepted")
+
+
+def test_a_failing_batch_worker_stops_training_with_a_checkpoint(shared_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("TRACKER_CACHE", str(tmp_path / "cache"))
+    data = _real68(shared_data, 6)
+    pack({"train": data, "val": data.subset(np.array([0, 1]))}, 64, tmp_path / "pack")
+    real_getitem = _Batches.__getitem__
+
+    def getitem(self, k):
+        if k >= 2:
+            raise OSError("disk gone")
+        return real_getitem(self, k)
+
+    monkeypatch.setattr(_Batches, "__getitem__", getitem)  # the workers are forked: they see it
+    opts = TrainOptions(out=tmp_path / "run", data=[], val=[], pack=tmp_path / "pack", workers=1, steps=10,
+                        input_size=64, width_mult=0.25, landmark_set="none", batch=2, warmup=1, val_minutes=100.0,
+                        val_max=8)
+    try:
+        train(opts)
+    except ValueError as exc:
+        assert "batch workers failed at step 2" in str(exc) and "disk gone" in str(exc)
+    else:
+        raise AssertionError("a failing worker did not stop the run")
+    assert torch.load(str(tmp_path / "run" / "last.pt"), weights_only=False)["step"] == 2

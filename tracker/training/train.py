@@ -55,6 +55,8 @@ from tracker.training.network import LandmarkNet, NetworkConfig, resize_input_st
 
 log = logging.getLogger(__name__)
 
+#: seconds the training loop waits for a batch from ``--workers`` before it stops (with a last checkpoint)
+LOADER_TIMEOUT_S = 300.0
 LOG_FIELDS = ("step", "epoch", "seconds", "lr", "train_loss", "val_loss", "val_nme", "img_per_s")
 _VIDEO_RE = re.compile(r"(^|[/_.-])(" + "|".join(re.escape(v.rsplit(".", 1)[0]) for v in sorted(HELD_OUT_VIDEOS))
                        + r")([/_.-]|$)")
@@ -255,7 +257,7 @@ def _loader(dataset: CropDataset, opts: TrainOptions, first_step: int) -> torch.
     cv2.setNumThreads(0)
     return torch.utils.data.DataLoader(_Batches(dataset, opts.batch, opts.seed), batch_size=None,
                                        sampler=range(first_step, 1 << 40), num_workers=opts.workers,
-                                       prefetch_factor=4, persistent_workers=True,
+                                       prefetch_factor=4, persistent_workers=True, timeout=LOADER_TIMEOUT_S,
                                        multiprocessing_context="fork",
                                        pin_memory=opts.device.startswith("cuda"))
 
@@ -445,6 +447,7 @@ def train(opts: TrainOptions) -> dict:
         return trained_s / (60.0 * opts.budget_minutes) if opts.budget_minutes > 0 else None
 
     loader = iter(_loader(dataset, opts, step)) if opts.workers > 0 else None
+    loader_error: Exception | None = None
     while not stop["flag"]:
         if opts.budget_minutes > 0:
             if progress() >= 1.0:
@@ -454,7 +457,11 @@ def train(opts: TrainOptions) -> dict:
         if opts.max_minutes and time.time() - t_start > 60 * opts.max_minutes:
             break
         if loader is not None:
-            crops, targets, weights = next(loader)
+            try:
+                crops, targets, weights = next(loader)
+            except Exception as exc:  # a worker raised, died or made no batch within LOADER_TIMEOUT_S
+                loader_error = exc
+                break
             x = crops.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
             targets, weights = targets.numpy(), weights.numpy()
             n_batch = len(targets)
@@ -514,6 +521,9 @@ def train(opts: TrainOptions) -> dict:
     # last.pt's own figures are those of the latest validation (at the end of a schedule: of these weights)
     save_checkpoint(last, model, opt, step, epoch, best, opts, latest, trained_s, summary)
     log_file.close()
+    if loader_error is not None:
+        raise ValueError(f"the batch workers failed at step {step} ({loader_error}); {last} holds that step: "
+                         "--resume continues from it")
     log.info("stopped at step %d; best validation NME %.2f%%", step, best)
     return summary
 
