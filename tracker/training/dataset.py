@@ -264,11 +264,16 @@ class CropDataset:
     def _occluder_source(self, rng: np.random.Generator) -> np.ndarray:
         return self.cache.image(int(rng.integers(len(self.cache))))
 
+    def batch_uint8(self, index: np.ndarray, rng: np.random.Generator | None = None):
+        """(crops (B, S, S, 3) uint8 RGB, targets (B, L, 2), weights (B, L)) as numpy."""
+        samples = [self.sample(int(i), rng) for i in index]
+        return (np.stack([s.crop for s in samples]), np.stack([s.target for s in samples]),
+                np.stack([s.weights for s in samples]))
+
     def batch(self, index: np.ndarray, rng: np.random.Generator | None = None):
         """(images (B, 3, S, S) float32 in [0, 1], targets (B, L, 2), weights (B, L)) as numpy."""
-        samples = [self.sample(int(i), rng) for i in index]
-        images = np.stack([s.crop for s in samples]).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
-        return images, np.stack([s.target for s in samples]), np.stack([s.weights for s in samples])
+        crops, targets, weights = self.batch_uint8(index, rng)
+        return crops.transpose(0, 3, 1, 2).astype(np.float32) / 255.0, targets, weights
 
 
 def mean_target(dataset: CropDataset, n: int = 512, seed: int = 0) -> np.ndarray:

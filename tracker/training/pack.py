@@ -38,7 +38,6 @@ PACK_VERSION = 1
 #: (``CACHE_PX_PER_CROP_PX`` 1.6, ``CACHE_REGION_GROW`` 1.6), enough for a crop zoom >= 1 and the narrow ROI jitter.
 PACK_PX_PER_CROP_PX = 1.25
 PACK_REGION_GROW = 1.3
-_SETS = ("train", "val")
 #: landmarks are stored as int16 in 1/32 cut-image pixels (range +-1024 px)
 _LM_SCALE = 32.0
 

@@ -241,10 +241,7 @@ class _Batches(torch.utils.data.Dataset):
             self._perm = np.random.default_rng([self.seed, epoch]).permutation(len(self.dataset))
         idx = self._perm[j * self.batch:(j + 1) * self.batch]
         rng = np.random.default_rng([self.seed, 1 << 20, int(k)])
-        samples = [self.dataset.sample(int(i), rng) for i in idx]
-        return (torch.from_numpy(np.stack([s.crop for s in samples])),
-                torch.from_numpy(np.stack([s.target for s in samples])),
-                torch.from_numpy(np.stack([s.weights for s in samples])))
+        return tuple(torch.from_numpy(a) for a in self.dataset.batch_uint8(idx, rng))
 
 
 def _loader(dataset: CropDataset, opts: TrainOptions, first_step: int) -> torch.utils.data.DataLoader:
