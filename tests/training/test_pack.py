@@ -4,6 +4,7 @@ network (real 300-W images, the committed ONNX model)."""
 from __future__ import annotations
 
 import csv
+import json
 
 import numpy as np
 import onnxruntime as ort
@@ -134,3 +135,42 @@ def test_a_failing_batch_worker_stops_training_with_a_checkpoint(shared_data, tm
     else:
         raise AssertionError("a failing worker did not stop the run")
     assert torch.load(str(tmp_path / "run" / "last.pt"), weights_only=False)["step"] == 2
+
+
+def test_sigma_temperature_scaling_calibrates_on_held_out_faces(shared_data, tmp_path, monkeypatch):
+    from tracker.training.export import export_checkpoint, main as export_main, sigma_scale_for
+    from tracker.training.network import NetworkConfig
+
+    monkeypatch.setenv("TRACKER_CACHE", str(tmp_path / "cache"))
+    names, pts = read_csv68(shared_data / "300w-train" / "landmarks68.csv")
+    keep = [i for i, name in enumerate(names) if is_held_out_path(name)][:6]
+    held = labelled_from_68([names[i] for i in keep], pts[keep], np.arange(68), 68, "300w-train")
+    npz = tmp_path / "held.npz"
+    np.savez(npz, **held)
+    torch.manual_seed(0)
+    model = LandmarkNet(NetworkConfig(64, 68, 0.25)).eval()
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        before = model(x).numpy()
+        model.scale_sigma(2.0)
+        after = model(x).numpy()
+    assert np.array_equal(before[..., :2], after[..., :2])  # positions untouched
+    assert np.allclose(after[..., 2] - before[..., 2], np.log(2.0), atol=1e-5)
+    factor, n = sigma_scale_for(model, [npz])
+    assert n == 6 * 68 and factor > 0
+    model.scale_sigma(factor)  # now calibrated on those faces: the factor measured again is 1
+    assert abs(sigma_scale_for(model, [npz])[0] - 1.0) < 1e-3
+    # the export applies it and says so in the sidecar
+    ckpt = tmp_path / "m.pt"
+    torch.save({"model": model.state_dict(), "config": model.config.to_dict(), "landmark_set": "none",
+                "summary": {}}, str(ckpt))
+    meta = export_checkpoint(ckpt, tmp_path / "out" / "m.onnx", calibrate_on=[npz])
+    assert abs(meta["trained"]["sigma_scale"] - 1.0) < 1e-3 and "held.npz" in meta["trained"]["sigma_scale_from"]
+    assert export_main(["--checkpoint", str(ckpt), "--out", str(tmp_path / "s" / "m.onnx"), "--sigma-scale", "1.5"]) == 0
+    assert json.loads((tmp_path / "s" / "m.json").read_text())["trained"]["sigma_scale"] == 1.5
+    only_train = tmp_path / "train_only.npz"  # no held-out face: a clear error, not a crash
+    tr = _real68(shared_data, 3)
+    np.savez(only_train, images=tr.images, landmarks_px=tr.landmarks_px, weights=tr.weights,
+             roi_points=tr.roi_points, source=tr.source)
+    assert export_main(["--checkpoint", str(ckpt), "--out", str(tmp_path / "e" / "m.onnx"),
+                        "--calibrate-sigma", str(only_train)]) == 2

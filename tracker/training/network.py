@@ -147,6 +147,14 @@ class LandmarkNet(nn.Module):
             out = out + self.spatial_head(self.spatial_reduce(f).flatten(1))
         return out.view(-1, self.config.n_landmarks, 3)
 
+    def scale_sigma(self, factor: float) -> None:
+        """Multiply every output sigma by ``factor`` (adds log(factor) to the pooled head's log-sigma biases; the
+        positions are untouched): temperature scaling of the uncertainties."""
+        if not (np.isfinite(factor) and factor > 0):
+            raise ValueError(f"sigma scale must be a positive number, got {factor}")
+        with torch.no_grad():
+            self.head.bias.view(-1, 3)[:, 2] += float(np.log(factor))
+
     def head_parameters(self) -> list[nn.Parameter]:
         """The linear layers that map features to landmarks (the optimiser slows them down)."""
         layers = [self.head] + ([self.spatial_head] if self.config.spatial_channels else [])
