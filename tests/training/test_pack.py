@@ -174,3 +174,33 @@ def test_sigma_temperature_scaling_calibrates_on_held_out_faces(shared_data, tmp
              roi_points=tr.roi_points, source=tr.source)
     assert export_main(["--checkpoint", str(ckpt), "--out", str(tmp_path / "e" / "m.onnx"),
                         "--calibrate-sigma", str(only_train)]) == 2
+
+
+def test_average_checkpoints_interpolates_weights_and_refuses_other_networks(tmp_path, capsys):
+    from tracker.training.average import average_checkpoints, main as average_main
+    from tracker.training.network import NetworkConfig
+
+    def save(seed, cfg, name):
+        torch.manual_seed(seed)
+        m = LandmarkNet(cfg)
+        torch.save({"model": m.state_dict(), "config": cfg.to_dict(), "landmark_set": "none", "summary": {},
+                    "optimizer": {"state": {}}}, str(tmp_path / name))
+        return m.state_dict()
+
+    cfg = NetworkConfig(64, 68, 0.25)
+    a, b = save(0, cfg, "a.pt"), save(1, cfg, "b.pt")
+    avg = average_checkpoints([tmp_path / "a.pt", tmp_path / "b.pt"], [0.25, 0.75])
+    k = "head.weight"
+    assert torch.allclose(avg["model"][k], 0.25 * a[k] + 0.75 * b[k])
+    assert "optimizer" not in avg and avg["config"] == cfg.to_dict()
+    same = average_checkpoints([tmp_path / "a.pt", tmp_path / "a.pt"])
+    assert all(torch.equal(same["model"][n], a[n]) for n in a)
+    save(2, NetworkConfig(64, 68, 0.5), "wide.pt")
+    assert average_main(["--out", str(tmp_path / "x.pt"), str(tmp_path / "a.pt"), str(tmp_path / "wide.pt")]) == 2
+    assert "another network" in capsys.readouterr().err
+    assert average_main(["--out", str(tmp_path / "x.pt"), str(tmp_path / "a.pt"), str(tmp_path / "b.pt"),
+                         "--weights", "0.5", "0.6"]) == 2
+    assert average_main(["--out", str(tmp_path / "x.pt"), str(tmp_path / "a.pt"), str(tmp_path / "b.pt")]) == 0
+    # the average exports and runs
+    meta = export_checkpoint(tmp_path / "x.pt", tmp_path / "x.onnx")
+    assert meta["trained"]["onnx_max_abs_diff"] < 1e-4
