@@ -78,6 +78,9 @@ def test_direct_300w_with_the_committed_network(shared_data):
     assert wrong["nme_mean"] > 2 * res["nme_mean"]
     assert set(res["roi_jitter"]) == {f"{k:g}" for k in bench.JITTER_SCALES}
     assert all(v["n"] == 3 * bench.JITTER_DRAWS for v in res["roi_jitter"].values())
+    cal = res["calibration"]  # errors against human labels, in units of the network's sigmas
+    assert cal["n_errors"] == 3 * 41 and 0 < cal["within_1_sigma"] < cal["within_2_sigma"] <= 1
+    assert wrong["calibration"]["within_2_sigma"] < cal["within_2_sigma"]
 
 
 def test_direct_300w_roi_jitter_tolerance(shared_data):

@@ -240,7 +240,8 @@ def direct_300w(samples: list[_Sample], image_dir: Path, predictor, ibug_index: 
     the 300-W convention shows in the first, not in the second. ``images``: already decoded images by name (the
     others are read from ``image_dir``). ``roi_jitter``: for each scale k of ``jitter_scales``, the mean error and
     the share of images above :data:`FAILURE_NME` with the ROI points jittered by k times the default training
-    spreads (``jitter_draws`` draws per image, one generator seeded with ``seed``)."""
+    spreads (``jitter_draws`` draws per image, one generator seeded with ``seed``). ``calibration``: the share of
+    the inner points' errors within 1 and 2 of the network's sigmas (real faces, human labels)."""
     from dataclasses import replace
 
     import cv2
@@ -250,13 +251,16 @@ def direct_300w(samples: list[_Sample], image_dir: Path, predictor, ibug_index: 
 
     inner = np.arange(27, 68)
 
-    def residual(img, points, gt, rot, d) -> np.ndarray:
-        """(41, 2) inner-point residuals (% of d, in the eye-line frame ``rot``) for a crop at ROI ``points``."""
-        lm = predictor.predict(img, roi_from_points(points, predictor.input_size, predictor.crop_zoom))
+    def predict(img, points):
+        return predictor.predict(img, roi_from_points(points, predictor.input_size, predictor.crop_zoom))
+
+    def residual(lm, gt, rot, d) -> np.ndarray:
+        """(41, 2) inner-point residuals (% of d, in the eye-line frame ``rot``) of landmarks ``lm``."""
         return 100.0 * (lm.mu_px[ibug_index[inner]] - gt[inner]) @ rot.T / d
 
     res = []
     kept = []
+    err_px, sigma_px = [], []
     for s in samples:
         if not s.held_out:
             continue
@@ -269,7 +273,10 @@ def direct_300w(samples: list[_Sample], image_dir: Path, predictor, ibug_index: 
         d = float(np.linalg.norm(eye))
         ex = eye / d
         kept.append((img, roi_points_from_ibug68(s.gt), s.gt, np.array([ex, [-ex[1], ex[0]]]), d))
-        res.append(residual(*kept[-1]))
+        lm = predict(img, kept[-1][1])
+        res.append(residual(lm, *kept[-1][2:]))
+        err_px.append(np.linalg.norm(lm.mu_px[ibug_index[inner]] - s.gt[inner], axis=1))
+        sigma_px.append(lm.sigma_px[ibug_index[inner]])
     if not res:
         return {"error": "no readable held-out images"}
     default = AugmentConfig()
@@ -281,7 +288,7 @@ def direct_300w(samples: list[_Sample], image_dir: Path, predictor, ibug_index: 
         errs = []
         for _ in range(jitter_draws):
             for img, roi_pts, gt, rot, d in kept:
-                r = residual(img, jitter_roi_points(roi_pts, rng, cfg), gt, rot, d)
+                r = residual(predict(img, jitter_roi_points(roi_pts, rng, cfg)), gt, rot, d)
                 errs.append(float(np.linalg.norm(r, axis=1).mean()))
         errs = np.array(errs)
         jitter[f"{k:g}"] = {"n": int(len(errs)), "nme_mean": float(errs.mean()),
@@ -293,12 +300,14 @@ def direct_300w(samples: list[_Sample], image_dir: Path, predictor, ibug_index: 
             "mean_point_offset": float(np.linalg.norm(offset, axis=1).mean()),
             "nme_mean_offsets_removed": float(np.linalg.norm(r - offset, axis=2).mean()),
             "roi_jitter": jitter,
+            "calibration": _calibration_shares(np.concatenate(err_px), np.concatenate(sigma_px)),
             "protocol": "held-out 300-W, ROI from the ground truth's eyes and mouth, the network's landmark nearest "
                         "each inner iBUG point (27-67) on the neutral head against that point, no label "
                         "translation; % of the outer-eye-corner distance; offsets: each point's mean residual "
                         "in a frame along the eye line; roi_jitter: keyed by k, the error with the ROI points "
                         "jittered by k times the default training spreads (tracker.training.augment), "
-                        f"{jitter_draws} draws per image, failure: error above {FAILURE_NME}%"}
+                        f"{jitter_draws} draws per image, failure: error above {FAILURE_NME}%; calibration: "
+                        "the inner points' pixel errors against the network's sigmas (plain ROI)"}
 
 
 #: Turn-ratio bin edges of ``error_by_turn`` (the middle one: where :func:`tracker.roi.roi_from_points` starts to
