@@ -156,16 +156,32 @@ def test_sigma_temperature_scaling_calibrates_on_held_out_faces(shared_data, tmp
         after = model(x).numpy()
     assert np.array_equal(before[..., :2], after[..., :2])  # positions untouched
     assert np.allclose(after[..., 2] - before[..., 2], np.log(2.0), atol=1e-5)
-    factor, n = sigma_scale_for(model, [npz])
-    assert n == 6 * 68 and factor > 0
+    factor, info = sigma_scale_for(model, [npz])
+    assert list(info) == ["all landmarks"] and info["all landmarks"][1:] == (68, 6 * 68) and np.all(factor > 0)
+    assert np.all(factor == factor[0])  # one factor for all
     model.scale_sigma(factor)  # now calibrated on those faces: the factor measured again is 1
-    assert abs(sigma_scale_for(model, [npz])[0] - 1.0) < 1e-3
+    assert np.abs(sigma_scale_for(model, [npz])[0] - 1.0).max() < 1e-3
+    # human labels of some landmarks on some rows: those landmarks get their own factor
+    mixed = dict(held)
+    mixed["source"] = np.array(["human"] * 3 + ["pseudo"] * 3)
+    mixed["weights"] = held["weights"].copy()
+    mixed["weights"][:3, :27] = 0.0
+    np.savez(tmp_path / "mixed.npz", **mixed)
+    model.scale_sigma(np.linspace(0.5, 2.0, 68))  # miscalibrate, differently per landmark
+    factors, groups = sigma_scale_for(model, [tmp_path / "mixed.npz"], human_sources=("human",))
+    assert groups["human-labelled landmarks"][1:] == (41, 3 * 41)
+    assert groups["other landmarks"][1:] == (27, 3 * 27)
+    assert np.all(factors[27:] == factors[27]) and np.all(factors[:27] == factors[0]) and factors[0] != factors[27]
+    model.scale_sigma(factors)
+    assert np.abs(sigma_scale_for(model, [tmp_path / "mixed.npz"], human_sources=("human",))[0] - 1.0).max() < 1e-3
+    model.scale_sigma(1.0 / np.linspace(0.5, 2.0, 68) / factors)  # back to the calibrated network
     # the export applies it and says so in the sidecar
     ckpt = tmp_path / "m.pt"
     torch.save({"model": model.state_dict(), "config": model.config.to_dict(), "landmark_set": "none",
                 "summary": {}}, str(ckpt))
     meta = export_checkpoint(ckpt, tmp_path / "out" / "m.onnx", calibrate_on=[npz])
-    assert abs(meta["trained"]["sigma_scale"] - 1.0) < 1e-3 and "held.npz" in meta["trained"]["sigma_scale_from"]
+    assert abs(meta["trained"]["sigma_scale"]["all landmarks"] - 1.0) < 1e-3
+    assert "held.npz" in meta["trained"]["sigma_scale_from"]
     assert export_main(["--checkpoint", str(ckpt), "--out", str(tmp_path / "s" / "m.onnx"), "--sigma-scale", "1.5"]) == 0
     assert json.loads((tmp_path / "s" / "m.json").read_text())["trained"]["sigma_scale"] == 1.5
     only_train = tmp_path / "train_only.npz"  # no held-out face: a clear error, not a crash

@@ -4,11 +4,15 @@ ONNX contract: input ``image`` float32 (N, 3, S, S) RGB in [0, 1]; output ``land
 x, y in normalised crop coordinates and log sigma. Dynamic batch axis, opset 18.
 
 Command: ``python -m tracker.training.export --checkpoint runs/NAME/best.pt [--out assets/landmark_model.onnx]
-[--calibrate-sigma FILE.npz ... | --sigma-scale S]`` writes the ONNX file and its JSON sidecar (``.json`` beside it).
+[--calibrate-sigma FILE.npz ... [--human-labels SOURCE ...] | --sigma-scale S]`` writes the ONNX file and its JSON
+sidecar (``.json`` beside it).
 
 ``--calibrate-sigma`` scales every sigma by one factor (temperature scaling; positions unchanged) so that on the
 held-out real faces of the given labelled files (``tracker/splits.py``; the trainer's validation crops, renders left
 out) the errors' median is that of a calibrated circular Gaussian, sqrt(2 ln 2) sigma (39.3 % within 1 sigma).
+With ``--human-labels SOURCE``, the landmarks that the rows of those sources label (e.g. ``300w-train``: the
+300-W inner points' ground truth) get their own factor, measured on those rows alone, and the others one measured
+on the other rows (pseudo-labels, whose own errors make the sigmas they call for larger).
 A network trained for many epochs grows more confident on faces like its training faces than on new ones, and
 the tracker's lost test and the fitter's weights read those sigmas.
 """
@@ -112,9 +116,10 @@ def write_sidecar(path: Path, config: NetworkConfig, landmark_set: str, trained:
 CALIBRATED_MEDIAN_RATIO = float(np.sqrt(2.0 * np.log(2.0)))
 
 
-def sigma_scale_for(model: LandmarkNet, files: list[Path], batch: int = 64) -> tuple[float, int]:
-    """(factor that calibrates the sigmas, number of labelled landmarks it was measured on) on the held-out real
-    faces of ``files`` (see the module docstring)."""
+def sigma_scale_for(model: LandmarkNet, files: list[Path], batch: int = 64,
+                    human_sources: tuple[str, ...] = ()) -> tuple[np.ndarray, dict]:
+    """((L,) factors that calibrate the sigmas, {group: (factor, landmarks, labelled points measured)}) on the
+    held-out real faces of ``files`` (see the module docstring)."""
     from tracker.paths import cache_dir
     from tracker.training.dataset import ImageCache
     from tracker.training.train import Validator, load_sets, split_train_val
@@ -130,23 +135,44 @@ def sigma_scale_for(model: LandmarkNet, files: list[Path], batch: int = 64) -> t
     with torch.no_grad():
         pred = np.concatenate([model(torch.from_numpy(v.images[s:s + batch])).numpy()
                                for s in range(0, len(v.images), batch)])
-    err = np.linalg.norm(pred[..., :2] - v.targets, axis=-1)
-    ratio = (err / np.exp(pred[..., 2]))[v.weights > 0]
-    return float(np.median(ratio) / CALIBRATED_MEDIAN_RATIO), int(ratio.size)
+    ratio = np.linalg.norm(pred[..., :2] - v.targets, axis=-1) / np.exp(pred[..., 2])
+    labelled = v.weights > 0
+    human_rows = np.isin(v.sources, list(human_sources))
+    human_lms = labelled[human_rows].any(axis=0) if human_rows.any() else np.zeros(cfg.n_landmarks, bool)
+    groups = {"human-labelled landmarks": (human_rows[:, None] & labelled & human_lms, human_lms),
+              "other landmarks" if human_lms.any() else "all landmarks":
+                  (~human_rows[:, None] & labelled & ~human_lms, ~human_lms)}
+    scale, info = np.ones(cfg.n_landmarks), {}
+    for name, (cells, lms) in groups.items():
+        if not lms.any():
+            continue
+        if not cells.any():
+            raise ValueError(f"no held-out labels for the {name}")
+        f = float(np.median(ratio[cells]) / CALIBRATED_MEDIAN_RATIO)
+        scale[lms] = f
+        info[name] = (round(f, 4), int(lms.sum()), int(cells.sum()))
+    return scale, info
 
 
 def export_checkpoint(checkpoint: Path, out: Path = DEFAULT_ONNX, tolerance: float = 1e-3,
-                      sigma_scale: float | None = None, calibrate_on: list[Path] | None = None) -> dict:
+                      sigma_scale: float | None = None, calibrate_on: list[Path] | None = None,
+                      human_sources: tuple[str, ...] = ()) -> dict:
     """Checkpoint -> ONNX + JSON sidecar, checked against torch. Returns the sidecar's content. ``sigma_scale``:
-    multiply the sigmas by it; ``calibrate_on``: labelled files to measure that factor on (module docstring)."""
+    multiply the sigmas by it; ``calibrate_on`` (and ``human_sources``): labelled files to measure the factors on
+    (module docstring)."""
     model, ckpt = load_checkpoint_model(checkpoint)
     scaled = {}
     if calibrate_on:
-        sigma_scale, n = sigma_scale_for(model, calibrate_on)
-        scaled["sigma_scale_from"] = (f"held-out real faces of {', '.join(Path(f).name for f in calibrate_on)} "
-                                      f"({n} labelled landmarks): median error / sigma made sqrt(2 ln 2)")
-        log.info("sigma scale %.3f from %d held-out landmarks", sigma_scale, n)
-    if sigma_scale is not None and sigma_scale != 1.0:
+        factors, info = sigma_scale_for(model, calibrate_on, human_sources=tuple(human_sources))
+        model.scale_sigma(factors)
+        scaled["sigma_scale"] = {name: f for name, (f, _, _) in info.items()}
+        scaled["sigma_scale_from"] = (
+            f"held-out real faces of {', '.join(Path(f).name for f in calibrate_on)}: median error / sigma made "
+            "sqrt(2 ln 2); " + "; ".join(f"{name}: {n_lm} landmarks, {n} labelled points"
+                                         + (f" of {', '.join(human_sources)}" if name.startswith("human") else "")
+                                         for name, (_, n_lm, n) in info.items()))
+        log.info("sigma scale %s", scaled["sigma_scale"])
+    elif sigma_scale is not None and sigma_scale != 1.0:
         model.scale_sigma(sigma_scale)
         scaled["sigma_scale"] = round(float(sigma_scale), 4)
     export_onnx(model, out)
@@ -169,19 +195,24 @@ def main(argv: list[str] | None = None) -> int:
     how.add_argument("--sigma-scale", type=float, default=None, metavar="S", help="multiply every sigma by S")
     how.add_argument("--calibrate-sigma", type=Path, nargs="+", default=None, metavar="NPZ",
                      help="scale the sigmas to be calibrated on the held-out real faces of these labelled files")
+    parser.add_argument("--human-labels", nargs="+", default=[], metavar="SOURCE",
+                        help="with --calibrate-sigma: sources whose rows hold human labels (e.g. 300w-train); their "
+                             "landmarks get a factor of their own")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if not args.checkpoint.is_file():
         parser.error(f"no checkpoint at {args.checkpoint}")
     if args.sigma_scale is not None and not (np.isfinite(args.sigma_scale) and args.sigma_scale > 0):
         parser.error("--sigma-scale must be a positive number")
+    if args.human_labels and not args.calibrate_sigma:
+        parser.error("--human-labels goes with --calibrate-sigma")
     for f in args.calibrate_sigma or []:
         if not f.is_file():
             parser.error(f"no such file: {f}")
     torch.set_num_threads(1)
     try:
         meta = export_checkpoint(args.checkpoint, args.out, sigma_scale=args.sigma_scale,
-                                 calibrate_on=args.calibrate_sigma)
+                                 calibrate_on=args.calibrate_sigma, human_sources=tuple(args.human_labels))
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}")
         return 2

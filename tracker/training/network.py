@@ -147,13 +147,14 @@ class LandmarkNet(nn.Module):
             out = out + self.spatial_head(self.spatial_reduce(f).flatten(1))
         return out.view(-1, self.config.n_landmarks, 3)
 
-    def scale_sigma(self, factor: float) -> None:
-        """Multiply every output sigma by ``factor`` (adds log(factor) to the pooled head's log-sigma biases; the
-        positions are untouched): temperature scaling of the uncertainties."""
-        if not (np.isfinite(factor) and factor > 0):
-            raise ValueError(f"sigma scale must be a positive number, got {factor}")
+    def scale_sigma(self, factor) -> None:
+        """Multiply the output sigmas by ``factor``, one number or one per landmark (adds its log to the pooled
+        head's log-sigma biases; the positions are untouched): temperature scaling of the uncertainties."""
+        f = np.broadcast_to(np.asarray(factor, dtype=np.float64), (self.config.n_landmarks,))
+        if not (np.all(np.isfinite(f)) and np.all(f > 0)):
+            raise ValueError("sigma scale must be positive numbers")
         with torch.no_grad():
-            self.head.bias.view(-1, 3)[:, 2] += float(np.log(factor))
+            self.head.bias.view(-1, 3)[:, 2] += torch.from_numpy(np.log(f)).to(self.head.bias.dtype)
 
     def head_parameters(self) -> list[nn.Parameter]:
         """The linear layers that map features to landmarks (the optimiser slows them down)."""
