@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -214,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         meta = export_checkpoint(args.checkpoint, args.out, sigma_scale=args.sigma_scale,
                                  calibrate_on=args.calibrate_sigma, human_sources=tuple(args.human_labels))
     except (ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}")
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(meta, indent=2))
     return 0
