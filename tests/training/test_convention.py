@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tracker.training.convention import apply_map, fit_map, frame_coordinates, main, pixel_coordinates
+from tracker.landmarks.label_translation import from_frame, to_frame
+from tracker.training.convention import apply_map, fit_map, frame_roi, main
 from tracker.training.dataset import LabelledSet
 
 L = 12
@@ -49,9 +50,10 @@ def _faces(n: int, seed: int, prefix: str) -> tuple[LabelledSet, LabelledSet]:
 def test_frame_coordinates_round_trip():
     pseudo, _ = _faces(3, 0, "a")
     for k in range(3):
-        n = frame_coordinates(pseudo.landmarks_px[k], pseudo.roi_points[k])
+        roi = frame_roi(pseudo.roi_points[k])
+        n = to_frame(pseudo.landmarks_px[k], roi)
         assert np.abs(n).max() < 3.0
-        np.testing.assert_allclose(pixel_coordinates(n, pseudo.roi_points[k]), pseudo.landmarks_px[k], atol=1e-3)
+        np.testing.assert_allclose(from_frame(n, roi), pseudo.landmarks_px[k], atol=1e-3)
 
 
 def test_map_learns_the_convention_and_moves_only_rows_without_ground_truth():

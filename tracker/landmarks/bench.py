@@ -103,36 +103,25 @@ def time_network(predictor, runs: int = 300) -> dict:
             "input_size": s, "n_landmarks": predictor.n_landmarks, "runs": runs}
 
 
-def _frame_coords(pts: np.ndarray, roi) -> np.ndarray:
-    from tracker.roi import crop_to_normalized
-
-    return crop_to_normalized(roi.image_to_crop(pts), roi.size)
-
-
-def _from_frame(n: np.ndarray, roi) -> np.ndarray:
-    from tracker.roi import normalized_to_crop
-
-    return roi.crop_to_image(normalized_to_crop(n, roi.size))
-
-
 def evaluate_translation(samples: list[_Sample], get) -> dict:
     """Label translation + NME for one method. ``get(sample) -> (roi, pts (L, 2) px) | None``."""
-    from tracker.landmarks.label_translation import apply_ridge, fit_translation, point_errors, region_means
+    from tracker.landmarks.label_translation import (apply_ridge, fit_translation, from_frame, point_errors,
+                                                     region_means, to_frame)
 
     train = [(s, get(s)) for s in samples if not s.held_out]
     train = [(s, g) for s, g in train if g is not None]
     held = [s for s in samples if s.held_out]
     if len(train) < 5 or not held:
         return {"error": f"too few images: {len(train)} training, {len(held)} held out"}
-    x = np.stack([_frame_coords(g[1], g[0]).ravel() for _, g in train])
-    y = np.stack([_frame_coords(s.gt, g[0]).ravel() for s, g in train])
+    x = np.stack([to_frame(g[1], g[0]).ravel() for _, g in train])
+    y = np.stack([to_frame(s.gt, g[0]).ravel() for s, g in train])
     w, lam = fit_translation(x, y)
     preds, gts = [], []
     for s in held:
         g = get(s)
         if g is None:
             continue
-        preds.append(_from_frame(apply_ridge(_frame_coords(g[1], g[0]).ravel()[None], w)[0].reshape(68, 2), g[0]))
+        preds.append(from_frame(apply_ridge(to_frame(g[1], g[0]).ravel()[None], w)[0].reshape(68, 2), g[0]))
         gts.append(s.gt)
     errors = point_errors(np.stack(preds), np.stack(gts)) if preds else np.zeros((0, 68))
     nmes = errors.mean(axis=1)  # nme_interocular
@@ -335,7 +324,7 @@ def calibration_300w(samples: list[_Sample], w: np.ndarray, ibug_index: np.ndarr
     sigmas are propagated through the ridge map instead (``var_k = sum_j W_jk^2 sigma_j^2``, mean of x and y).
     """
     from tracker.landmarks.decode import sigma_from_px
-    from tracker.landmarks.label_translation import apply_ridge
+    from tracker.landmarks.label_translation import apply_ridge, from_frame, to_frame
 
     wx = w[:-1]  # (2L, 136)
     errs, sigmas = [], []
@@ -343,7 +332,7 @@ def calibration_300w(samples: list[_Sample], w: np.ndarray, ibug_index: np.ndarr
         if not s.held_out or s.ours is None:
             continue
         roi, mu, sig_px = s.ours
-        pred = _from_frame(apply_ridge(_frame_coords(mu, roi).ravel()[None], w)[0].reshape(68, 2), roi)
+        pred = from_frame(apply_ridge(to_frame(mu, roi).ravel()[None], w)[0].reshape(68, 2), roi)
         if ibug_index is not None:
             sig_out_px = sig_px[ibug_index]
         else:

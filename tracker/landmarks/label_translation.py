@@ -20,6 +20,21 @@ IBUG_REGIONS = {"jaw": range(0, 17), "brows": range(17, 27), "nose": range(27, 3
 RIDGE_GRID = (1e-9, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 
 
+def to_frame(points_px: np.ndarray, roi) -> np.ndarray:
+    """(N, 2) image pixels -> (N, 2) normalised coordinates of ``roi``'s crop (:class:`tracker.types.Roi`): the
+    protocol's frame, with the face's position, scale and roll taken out by its eyes and mouth."""
+    from tracker.roi import crop_to_normalized
+
+    return crop_to_normalized(roi.image_to_crop(np.asarray(points_px, dtype=np.float64)), roi.size)
+
+
+def from_frame(points_n: np.ndarray, roi) -> np.ndarray:
+    """Inverse of :func:`to_frame`."""
+    from tracker.roi import normalized_to_crop
+
+    return roi.crop_to_image(normalized_to_crop(np.asarray(points_n, dtype=np.float64), roi.size))
+
+
 def fit_ridge(x: np.ndarray, y: np.ndarray, lam: float) -> np.ndarray:
     """(M, F) features, (M, T) targets -> (F + 1, T) weights of ``[x, 1] @ W`` (the bias is not penalised).
 

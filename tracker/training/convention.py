@@ -14,7 +14,7 @@ This learns the difference where both labels exist and applies it where only the
    (:func:`gt_free_pseudo_labels`, cached beside the other fits), as every image without ground truth is.
 2. A ridge map (:func:`tracker.landmarks.label_translation.fit_translation`, the strength picked on a fifth
    held aside) from all L pseudo-labelled landmarks to the ground-truth landmarks, both in the normalised
-   frame of the row's own ROI points (:func:`frame_coordinates`), is fitted on the 300-W *training* images.
+   frame of the row's own ROI points (:func:`frame_roi`), is fitted on the 300-W *training* images.
    On the held-out ones (never used for the fit) it brings the 41 landmarks to 2.6 % of the ground truth.
 3. :func:`apply_map` replaces those landmarks' pseudo-labels in every row of the base file whose image has no
    ground truth (YouTube Faces, UTKFace, video frames); weights, ROI points and the other landmarks are kept.
@@ -44,21 +44,12 @@ log = logging.getLogger(__name__)
 FRAME_SIZE = 160
 
 
-def frame_coordinates(points_px: np.ndarray, roi_points: np.ndarray) -> np.ndarray:
-    """(L, 2) pixel points -> (L, 2) normalised crop coordinates of the ROI made from ``roi_points`` (3, 2):
-    eyes and mouth at fixed places, so the map sees the landmarks without the face's position, scale and roll."""
-    from tracker.roi import crop_to_normalized, roi_from_points
+def frame_roi(roi_points: np.ndarray):
+    """The ROI made from a row's (3, 2) ROI points (eyes and mouth) whose normalised crop coordinates
+    (:func:`tracker.landmarks.label_translation.to_frame`) the map works in."""
+    from tracker.roi import roi_from_points
 
-    roi = roi_from_points(np.asarray(roi_points, np.float64), FRAME_SIZE)
-    return crop_to_normalized(roi.image_to_crop(np.asarray(points_px, np.float64)), FRAME_SIZE)
-
-
-def pixel_coordinates(points_n: np.ndarray, roi_points: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`frame_coordinates`."""
-    from tracker.roi import normalized_to_crop, roi_from_points
-
-    roi = roi_from_points(np.asarray(roi_points, np.float64), FRAME_SIZE)
-    return roi.crop_to_image(normalized_to_crop(np.asarray(points_n, np.float64), FRAME_SIZE))
+    return roi_from_points(np.asarray(roi_points, np.float64), FRAME_SIZE)
 
 
 @dataclass(frozen=True)
@@ -73,10 +64,10 @@ class ConventionMap:
 
     def predict(self, landmarks_px: np.ndarray, roi_points: np.ndarray) -> np.ndarray:
         """(L, 2) pseudo-labels and (3, 2) ROI points -> (T, 2) the target landmarks in pixels."""
-        from tracker.landmarks.label_translation import apply_ridge
+        from tracker.landmarks.label_translation import apply_ridge, from_frame, to_frame
 
-        x = frame_coordinates(landmarks_px, roi_points).ravel()[None]
-        return pixel_coordinates(apply_ridge(x, self.w)[0].reshape(-1, 2), roi_points)
+        roi = frame_roi(roi_points)
+        return from_frame(apply_ridge(to_frame(landmarks_px, roi).ravel()[None], self.w)[0].reshape(-1, 2), roi)
 
 
 def _resolved(path: str) -> str:
@@ -95,17 +86,16 @@ def _pairs(pseudo: LabelledSet, gt: LabelledSet) -> tuple[np.ndarray, np.ndarray
     return i, j
 
 
-def _errors(pred_n: np.ndarray, gt_n: np.ndarray, roi_n: np.ndarray) -> np.ndarray:
-    """(M, T, 2) frame coordinates -> (M, T) errors in % of each row's ROI eye distance."""
-    d = np.linalg.norm(roi_n[:, 1] - roi_n[:, 0], axis=1)
-    return 100.0 * np.linalg.norm(pred_n - gt_n, axis=2) / d[:, None]
+def _errors(pred_n: np.ndarray, gt_n: np.ndarray, eye_n: np.ndarray) -> np.ndarray:
+    """(M, T, 2) frame coordinates, (M,) ROI eye distances in the frame -> (M, T) errors in % of the latter."""
+    return 100.0 * np.linalg.norm(pred_n - gt_n, axis=2) / eye_n[:, None]
 
 
 def fit_map(pseudo: LabelledSet, gt: LabelledSet, held_out: np.ndarray | None = None) -> ConventionMap:
     """Fit the map from ``pseudo`` (all L landmarks, labelled *without* the ground truth) to the landmarks that
     every row of ``gt`` labels (weight > 0), on the images both hold. ``held_out``: (len(pseudo),) bool, rows
     kept out of the fit and only measured (stats ``held_out_*``). Errors are in % of the ROI eye distance."""
-    from tracker.landmarks.label_translation import apply_ridge, fit_translation
+    from tracker.landmarks.label_translation import apply_ridge, fit_translation, to_frame
 
     if pseudo.n_landmarks != gt.n_landmarks:
         raise ValueError(f"the files disagree on the number of landmarks: {pseudo.n_landmarks} vs {gt.n_landmarks}")
@@ -117,9 +107,13 @@ def fit_map(pseudo: LabelledSet, gt: LabelledSet, held_out: np.ndarray | None = 
     if len(targets) == 0:
         raise ValueError("no landmark has ground truth in every matched image")
     hold = np.zeros(len(i), bool) if held_out is None else np.asarray(held_out, bool)[i]
-    x = np.stack([frame_coordinates(pseudo.landmarks_px[a], pseudo.roi_points[a]) for a in i])
-    y = np.stack([frame_coordinates(gt.landmarks_px[b][targets], pseudo.roi_points[a]) for a, b in zip(i, j)])
-    roi_n = np.stack([frame_coordinates(pseudo.roi_points[a], pseudo.roi_points[a]) for a in i])
+    x, y, eye_n = [], [], np.empty(len(i))
+    for k, (a, b) in enumerate(zip(i, j)):
+        roi = frame_roi(pseudo.roi_points[a])
+        x.append(to_frame(pseudo.landmarks_px[a], roi))
+        y.append(to_frame(gt.landmarks_px[b][targets], roi))
+        eye_n[k] = np.linalg.norm(np.diff(to_frame(pseudo.roi_points[a][:2], roi), axis=0))
+    x, y = np.stack(x), np.stack(y)
     fit = ~hold
     if fit.sum() < 5:
         raise ValueError(f"need at least 5 images with both labels to fit the map, got {int(fit.sum())}")
@@ -130,10 +124,10 @@ def fit_map(pseudo: LabelledSet, gt: LabelledSet, held_out: np.ndarray | None = 
         if not sel.any():
             continue
         pred = apply_ridge(x[sel].reshape(sel.sum(), -1), w).reshape(sel.sum(), -1, 2)
-        before = _errors(x[sel][:, targets], y[sel], roi_n[sel])
+        before = _errors(x[sel][:, targets], y[sel], eye_n[sel])
         stats[f"{name}_images"] = int(sel.sum())
         stats[f"{name}_error_before"] = float(before.mean())
-        stats[f"{name}_error_after"] = float(_errors(pred, y[sel], roi_n[sel]).mean())
+        stats[f"{name}_error_after"] = float(_errors(pred, y[sel], eye_n[sel]).mean())
     return ConventionMap(targets, w, float(lam), stats)
 
 
@@ -180,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     from tracker.paths import data_dir
     from tracker.splits import is_held_out_300w
     from tracker.training.data import default_root
-    from tracker.training.data.schema import write_dataset
+    from tracker.training.merge_labels import save
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--base", type=Path, required=True, help="pseudo-labels to correct (e.g. OUT/real_train.npz)")
@@ -205,9 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         held = np.array([is_held_out_300w(Path(p).name) for p in pseudo.images])
         cmap = fit_map(pseudo, gt, held_out=held)
         out, changed = apply_map(base, cmap, skip=gt)
-        d = {"images": out.images, "landmarks_px": out.landmarks_px, "weights": out.weights,
-             "roi_points": out.roi_points, "source": out.source}
-        write_dataset(args.out, d)
+        save(out, args.out)
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
