@@ -217,6 +217,23 @@ def test_average_checkpoints_interpolates_weights_and_refuses_other_networks(tmp
     assert average_main(["--out", str(tmp_path / "x.pt"), str(tmp_path / "a.pt"), str(tmp_path / "b.pt"),
                          "--weights", "0.5", "0.6"]) == 2
     assert average_main(["--out", str(tmp_path / "x.pt"), str(tmp_path / "a.pt"), str(tmp_path / "b.pt")]) == 0
+    # a checkpoint without the fine head is its network with a zero fine head: weights 1 / 0 give its function
+    fcfg = NetworkConfig(64, 68, 0.25, fine_channels=2)
+    f = save(3, fcfg, "fine.pt")
+    torch.nn.init.normal_(f["fine_head.weight"], std=0.05)
+    torch.save({"model": f, "config": fcfg.to_dict(), "landmark_set": "none", "summary": {}}, str(tmp_path / "fine.pt"))
+    mix = average_checkpoints([tmp_path / "a.pt", tmp_path / "fine.pt"], [0.25, 0.75])
+    assert mix["config"] == fcfg.to_dict()
+    assert torch.allclose(mix["model"]["fine_head.weight"], 0.75 * f["fine_head.weight"])
+    assert torch.equal(mix["model"]["fine_reduce.0.weight"], f["fine_reduce.0.weight"])
+    assert torch.allclose(mix["model"][k], 0.25 * a[k] + 0.75 * f[k])
+    only_a = LandmarkNet(fcfg)
+    only_a.load_state_dict(average_checkpoints([tmp_path / "a.pt", tmp_path / "fine.pt"], [1.0, 0.0])["model"])
+    plain = LandmarkNet(cfg)
+    plain.load_state_dict(a)
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(only_a.eval()(x), plain.eval()(x), atol=1e-6)
     # the average exports and runs
     meta = export_checkpoint(tmp_path / "x.pt", tmp_path / "x.onnx")
     assert meta["trained"]["onnx_max_abs_diff"] < 1e-4

@@ -97,6 +97,53 @@ def test_spatial_head_starts_from_pooled_weights_and_exports(tmp_path):
         NetworkConfig(spatial_channels=-1)
 
 
+def test_fine_head_starts_unchanged_reads_stride_16_and_round_trips_through_onnx(tmp_path):
+    from tracker.training.export import write_sidecar
+    from tracker.training.onnx_init import config_from_sidecar, load_onnx_weights
+
+    torch.manual_seed(4)
+    cfg = NetworkConfig(input_size=64, n_landmarks=20, width_mult=0.25, spatial_channels=4)
+    spatial = LandmarkNet(cfg)
+    torch.nn.init.normal_(spatial.head.weight, std=0.05)
+    torch.nn.init.normal_(spatial.spatial_head.weight, std=0.05)
+    with torch.no_grad():
+        spatial.train()(torch.rand(8, 3, 64, 64))
+    fine_cfg = NetworkConfig(input_size=64, n_landmarks=20, width_mult=0.25, spatial_channels=4, fine_channels=3)
+    fine = LandmarkNet(fine_cfg)
+    missing = fine.load_state_dict(spatial.state_dict(), strict=False).missing_keys
+    assert missing and all(k.startswith("fine_") for k in missing)
+    # its linear layer reads K x (S/16) x (S/16) cells: the stride-16 map, four times the spatial head's cells
+    assert fine.fine_head.in_features == 3 * (64 // 16) ** 2
+    x = torch.rand(4, 3, 64, 64)
+    spatial.eval(), fine.eval()
+    with torch.no_grad():
+        assert torch.equal(spatial(x), fine(x))  # zero-initialised: the same function
+    opt = make_optimizer(fine, TrainOptions(out=tmp_path, data=[], val=[], head_lr_mult=0.1))
+    head_ids = {id(p) for p in opt.param_groups[1]["params"]}
+    assert id(fine.fine_head.weight) in head_ids and id(fine.fine_reduce[0].weight) not in head_ids
+    torch.nn.init.normal_(fine.fine_head.weight, std=0.05)
+    with torch.no_grad():
+        fine.fine_reduce[1].running_var.fill_(1e-2)
+        assert (fine(x) - spatial(x)).abs().max() > 1e-3
+        f16 = fine.features[:fine._fine_end]((x - fine.mean) / fine.std)
+        assert f16.shape[2:] == (64 // 16, 64 // 16)
+        assert fine.features[fine._fine_end](f16).shape[2:] == (64 // 32, 64 // 32)  # the next stage: stride 32
+    onnx_path = export_onnx(fine, tmp_path / "f.onnx")
+    assert check_onnx(fine, onnx_path, batch=2, n_timing=2).max_abs_diff < 1e-4
+    write_sidecar(onnx_path, fine_cfg, "landmarks320", {})
+    assert config_from_sidecar(onnx_path) == fine_cfg
+    back = LandmarkNet(fine_cfg)
+    load_onnx_weights(back, onnx_path)  # batch norms folded into the convolutions: the same function
+    with torch.no_grad():
+        assert torch.allclose(back.eval()(x), fine(x), atol=1e-4)
+    with pytest.raises(ValueError, match="fine head"):
+        widen_state_dict(fine.state_dict(), fine_cfg, NetworkConfig(64, 20, 0.5, 4, fine_channels=3))
+    with pytest.raises(ValueError, match="fine head"):
+        resize_input_state_dict(fine.state_dict(), fine_cfg, NetworkConfig(96, 20, 0.25, 4, fine_channels=3))
+    with pytest.raises(ValueError, match="fine_channels"):
+        NetworkConfig(fine_channels=-1)
+
+
 def test_widening_keeps_the_function_and_lets_the_copies_move_apart():
     torch.manual_seed(2)
     narrow_cfg = NetworkConfig(input_size=64, n_landmarks=20, width_mult=0.5, spatial_channels=4)

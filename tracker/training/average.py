@@ -7,7 +7,10 @@ Command::
 
 Every floating-point tensor (weights, batch-norm statistics) becomes the weighted mean of the checkpoints'; the
 others (step counters) and the config are those of the first checkpoint. The checkpoints must have the same
-config and tensors. Averaging a fine-tuned network with the weights it started from keeps most of the gain
+config and tensors, except that a checkpoint may lack an added head (``spatial_channels`` or ``fine_channels``
+0 where another has K): it is the same function as its network with that head's linear layer at zero, so it
+takes zeros there and the other checkpoint's reduce layer (which a zero head does not read); the result has the
+head. Averaging a fine-tuned network with the weights it started from keeps most of the gain
 and gives back some of what long fine-tuning on one data set loses (its confidence on other faces; see the
 model card's "Training on a lent GPU"). The result is a checkpoint for ``tracker.training.export`` (no
 optimiser state).
@@ -20,6 +23,27 @@ import sys
 from pathlib import Path
 
 import torch
+
+#: config fields of heads that a network can start without (their linear layer starts at zero)
+_HEADS = {"spatial_channels": ("spatial_reduce.", "spatial_head."), "fine_channels": ("fine_reduce.", "fine_head.")}
+
+
+def _fill_missing_heads(cks: list[dict]) -> None:
+    """Give checkpoints without an added head the zero head (see the module docstring), in place."""
+    for field, (reduce_prefix, head_prefix) in _HEADS.items():
+        ks = {int(ck["config"].get(field, 0)) for ck in cks} - {0}
+        if len(ks) != 1:
+            continue
+        donor = next(ck for ck in cks if int(ck["config"].get(field, 0)))
+        for ck in cks:
+            if int(ck["config"].get(field, 0)):
+                continue
+            ck["config"] = {**ck["config"], field: donor["config"][field]}
+            for k, v in donor["model"].items():
+                if k.startswith(head_prefix):
+                    ck["model"][k] = torch.zeros_like(v)
+                elif k.startswith(reduce_prefix):
+                    ck["model"][k] = v.clone()
 
 
 def average_checkpoints(paths: list[Path], weights: list[float] | None = None) -> dict:
@@ -35,6 +59,7 @@ def average_checkpoints(paths: list[Path], weights: list[float] | None = None) -
         if "model" not in ck or "config" not in ck:
             raise ValueError(f"{p} is not a landmark-network checkpoint (no 'model'/'config')")
         cks.append(ck)
+    _fill_missing_heads(cks)
     first = cks[0]
     for p, ck in zip(paths[1:], cks[1:]):
         if ck["config"] != first["config"] or set(ck["model"]) != set(first["model"]):

@@ -106,6 +106,7 @@ def write_sidecar(path: Path, config: NetworkConfig, landmark_set: str, trained:
     """The JSON beside the ONNX file that the run time reads."""
     meta = {"input_size": config.input_size, "landmark_set": landmark_set, "n_landmarks": config.n_landmarks,
             "width_mult": config.width_mult, "spatial_channels": config.spatial_channels,
+            "fine_channels": config.fine_channels,
             "crop_zoom": config.crop_zoom, "version": FORMAT_VERSION,
             "trained": trained}
     out = Path(path).with_suffix(".json")

@@ -29,13 +29,15 @@ class NetworkConfig:
     """``input_size``: S; ``n_landmarks``: L; ``width_mult``: MobileNetV2 width multiplier;
     ``spatial_channels``: K > 0 adds the spatial head (see :class:`LandmarkNet`), 0 leaves it out;
     ``crop_zoom``: the zoom of the crops it is trained on and expects (:func:`tracker.roi.template`); it does
-    not change the layers."""
+    not change the layers; ``fine_channels``: K > 0 adds the fine head (the spatial head's kind on the stride-16
+    feature map, see :class:`LandmarkNet`), 0 leaves it out."""
 
     input_size: int = 128
     n_landmarks: int = 320
     width_mult: float = 0.5
     spatial_channels: int = 0
     crop_zoom: float = 1.0
+    fine_channels: int = 0
 
     def __post_init__(self) -> None:
         if not 32 <= self.input_size <= 512 or self.input_size % 32:
@@ -46,6 +48,8 @@ class NetworkConfig:
             raise ValueError(f"width_mult must be in [0.1, 2], got {self.width_mult}")
         if not 0 <= self.spatial_channels <= 256:
             raise ValueError(f"spatial_channels must be in [0, 256], got {self.spatial_channels}")
+        if not 0 <= self.fine_channels <= 256:
+            raise ValueError(f"fine_channels must be in [0, 256], got {self.fine_channels}")
         template(self.crop_zoom)  # raises outside tracker.roi.ZOOM_RANGE
 
     def to_dict(self) -> dict:
@@ -90,6 +94,10 @@ class LandmarkNet(nn.Module):
     (S/32 x S/32 cells) goes through a 1x1 convolution to K channels and, flattened, through a linear layer to
     L x 3. The average pool throws away where in the crop a feature was seen; the spatial head keeps it. Its
     linear layer starts at zero, so a network initialised from pooled-head weights starts out unchanged.
+
+    With ``fine_channels`` K > 0, a third head of the same kind reads the feature map at stride 16 (the end of
+    the 96-channel stage, S/16 x S/16 cells): twice the spatial head's resolution, for the landmarks that need
+    precise positions (lips, eyes). It too starts at zero.
     """
 
     def __init__(self, config: NetworkConfig) -> None:
@@ -98,11 +106,14 @@ class LandmarkNet(nn.Module):
         wm = config.width_mult
         cin = _divisible(32 * wm)
         layers: list[nn.Module] = [_conv_bn(3, cin, 3, 2)]
+        self._fine_end, fine_in = 0, 0
         for t, c, n, s in _STAGES:
             cout = _divisible(c * wm)
             for i in range(n):
                 layers.append(InvertedResidual(cin, cout, s if i == 0 else 1, t))
                 cin = cout
+            if c == 96:  # the last stage at stride 16
+                self._fine_end, fine_in = len(layers), cout
         last = _divisible(1280 * max(1.0, wm))
         layers.append(_conv_bn(cin, last, 1, 1))
         self.features = nn.Sequential(*layers)
@@ -112,6 +123,10 @@ class LandmarkNet(nn.Module):
             cells = (config.input_size // 32) ** 2
             self.spatial_reduce = _conv_bn(last, k, 1, 1)
             self.spatial_head = nn.Linear(k * cells, config.n_landmarks * 3)
+        kf = config.fine_channels
+        if kf:
+            self.fine_reduce = _conv_bn(fine_in, kf, 1, 1)
+            self.fine_head = nn.Linear(kf * (config.input_size // 16) ** 2, config.n_landmarks * 3)
         self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
         self._init_weights()
@@ -127,6 +142,9 @@ class LandmarkNet(nn.Module):
         if self.config.spatial_channels:
             nn.init.zeros_(self.spatial_head.weight)
             nn.init.zeros_(self.spatial_head.bias)
+        if self.config.fine_channels:
+            nn.init.zeros_(self.fine_head.weight)
+            nn.init.zeros_(self.fine_head.bias)
         self.set_initial_landmarks(np.zeros((self.config.n_landmarks, 2)))
 
     def set_initial_landmarks(self, mean_xy: np.ndarray) -> None:
@@ -141,10 +159,16 @@ class LandmarkNet(nn.Module):
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """(N, 3, S, S) RGB in [0, 1] -> (N, L, 3): x, y (normalised crop coords), log sigma."""
         x = (image - self.mean) / self.std
-        f = self.features(x)
+        if self.config.fine_channels:
+            f16 = self.features[:self._fine_end](x)
+            f = self.features[self._fine_end:](f16)
+        else:
+            f = self.features(x)
         out = self.head(f.mean(dim=(2, 3)))
         if self.config.spatial_channels:
             out = out + self.spatial_head(self.spatial_reduce(f).flatten(1))
+        if self.config.fine_channels:
+            out = out + self.fine_head(self.fine_reduce(f16).flatten(1))
         return out.view(-1, self.config.n_landmarks, 3)
 
     def scale_sigma(self, factor) -> None:
@@ -158,7 +182,8 @@ class LandmarkNet(nn.Module):
 
     def head_parameters(self) -> list[nn.Parameter]:
         """The linear layers that map features to landmarks (the optimiser slows them down)."""
-        layers = [self.head] + ([self.spatial_head] if self.config.spatial_channels else [])
+        layers = [self.head] + ([self.spatial_head] if self.config.spatial_channels else []) \
+            + ([self.fine_head] if self.config.fine_channels else [])
         return [p for layer in layers for p in layer.parameters()]
 
 
@@ -186,8 +211,9 @@ def widen_state_dict(state: dict, source: NetworkConfig, target: NetworkConfig, 
     and the layer that reads a copied channel splits the old channel's weight among its copies. Residual
     streams keep one channel map per stage. Input size, landmarks and spatial head must be the same."""
     if (source.input_size, source.n_landmarks, source.spatial_channels) != (
-            target.input_size, target.n_landmarks, target.spatial_channels):
-        raise ValueError("widening keeps the input size, the landmarks and the spatial head; "
+            target.input_size, target.n_landmarks, target.spatial_channels) or source.fine_channels \
+            or target.fine_channels:
+        raise ValueError("widening keeps the input size, the landmarks and the spatial head, and has no fine head; "
                          f"got {source} -> {target}")
     rng = np.random.default_rng(seed)
     src, dst = LandmarkNet(source), LandmarkNet(target)
@@ -242,8 +268,10 @@ def resize_input_state_dict(state: dict, source: NetworkConfig, target: NetworkC
     ratio of cell counts: a feature map that varies smoothly over the crop gives about the same output.
     Landmarks, width and spatial channels must be the same."""
     if (source.n_landmarks, source.width_mult, source.spatial_channels) != (
-            target.n_landmarks, target.width_mult, target.spatial_channels):
-        raise ValueError(f"resizing keeps the landmarks, the width and the spatial head; got {source} -> {target}")
+            target.n_landmarks, target.width_mult, target.spatial_channels) or source.fine_channels \
+            or target.fine_channels:
+        raise ValueError("resizing keeps the landmarks, the width and the spatial head, and has no fine head; "
+                         f"got {source} -> {target}")
     out = dict(state)
     k = target.spatial_channels
     g_old, g_new = source.input_size // 32, target.input_size // 32

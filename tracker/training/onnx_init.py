@@ -28,7 +28,8 @@ def config_from_sidecar(onnx_path: Path) -> NetworkConfig:
     meta = json.loads(side.read_text())
     try:
         return NetworkConfig(int(meta["input_size"]), int(meta["n_landmarks"]), float(meta["width_mult"]),
-                             int(meta.get("spatial_channels", 0)), float(meta.get("crop_zoom", 1.0)))
+                             int(meta.get("spatial_channels", 0)), float(meta.get("crop_zoom", 1.0)),
+                             int(meta.get("fine_channels", 0)))
     except KeyError as exc:
         raise ValueError(f"{side} lacks {exc}") from exc
 
@@ -49,6 +50,9 @@ def load_onnx_weights(model: LandmarkNet, onnx_path: Path) -> None:
 
     graph = onnx.load(str(onnx_path)).graph
     inits = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    for node in graph.node:  # the exporter shares equal tensors (e.g. two zero biases) through Identity nodes
+        if node.op_type == "Identity" and node.input[0] in inits:
+            inits[node.output[0]] = inits[node.input[0]]
     convs = [n for n in graph.node if n.op_type == "Conv"]
     pairs = _conv_bn_pairs(model)
     if len(convs) != len(pairs):
@@ -65,7 +69,7 @@ def load_onnx_weights(model: LandmarkNet, onnx_path: Path) -> None:
             bn.running_var.fill_(1.0 - bn.eps)
             bn.weight.fill_(1.0)
             bn.bias.copy_(torch.from_numpy(b.copy()))
-        for name in ("head", "spatial_head"):
+        for name in ("head", "spatial_head", "fine_head"):
             lin = getattr(model, name, None)
             if lin is None:
                 continue

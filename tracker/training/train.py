@@ -16,7 +16,9 @@ Command::
   time (validation excluded), which ends on time on a shared CPU. ``--resume`` continues
   ``runs/NAME/last.pt`` (model, optimiser, step); ``--init CKPT`` starts from a checkpoint's weights with a
   fresh schedule (e.g. when more data arrives); a narrower one is widened (Net2WiderNet) and one of another
-  input size gets its spatial head resampled to the new grid (:func:`resize_input_state_dict`).
+  input size gets its spatial head resampled to the new grid (:func:`resize_input_state_dict`); a head that the
+  checkpoint lacks (``--spatial-channels K``, ``--fine-channels K``) starts at zero, so the run starts from the
+  checkpoint's function.
 - Crops: :func:`tracker.roi.roi_from_points` at ``--crop-zoom`` (default: the zoom of the ``--init`` or
   ``--resume`` checkpoint, else 1); the zoom is saved in the checkpoint's config and exported to the sidecar,
   so the run time cuts the same crops. The image cache does not depend on it (it keeps 1.6 / Z cached pixels
@@ -80,6 +82,7 @@ class TrainOptions:
     input_size: int = 128
     width_mult: float = 0.5
     spatial_channels: int = 0
+    fine_channels: int = 0
     crop_zoom: float | None = None  # None: that of the --resume / --init checkpoint, else 1
     landmark_set: str = "landmarks320"
     batch: int = 32
@@ -329,16 +332,18 @@ def train(opts: TrainOptions) -> dict:
         from tracker.training.onnx_init import config_from_sidecar
 
         own_cfg = config_from_sidecar(source)
-        if (own_cfg.input_size, own_cfg.width_mult, own_cfg.spatial_channels, own_cfg.n_landmarks) != (
-                opts.input_size, opts.width_mult, opts.spatial_channels, n_lm):
+        if (own_cfg.input_size, own_cfg.width_mult, own_cfg.spatial_channels, own_cfg.fine_channels,
+                own_cfg.n_landmarks) != (opts.input_size, opts.width_mult, opts.spatial_channels,
+                                         opts.fine_channels, n_lm):
             raise ValueError(f"{source} is a network of input {own_cfg.input_size}, width {own_cfg.width_mult}, "
-                             f"spatial channels {own_cfg.spatial_channels}, {own_cfg.n_landmarks} landmarks: "
-                             "give the same --input-size, --width-mult and --spatial-channels")
+                             f"spatial channels {own_cfg.spatial_channels}, fine channels {own_cfg.fine_channels}, "
+                             f"{own_cfg.n_landmarks} landmarks: give the same --input-size, --width-mult, "
+                             "--spatial-channels and --fine-channels (a .pt checkpoint can start a new head)")
         start = {"config": own_cfg.to_dict(), "onnx": str(source)}
     else:
         start = torch.load(str(source), map_location="cpu", weights_only=False) if source is not None else None
     cfg = NetworkConfig(opts.input_size, n_lm, opts.width_mult, opts.spatial_channels,
-                        resolve_crop_zoom(opts.crop_zoom, start, source))
+                        resolve_crop_zoom(opts.crop_zoom, start, source), opts.fine_channels)
     if cfg.crop_zoom != 1.0:
         log.info("crop zoom %.3g: the face fills %.3g times more of the crop than the default template",
                  cfg.crop_zoom, cfg.crop_zoom)
@@ -535,7 +540,8 @@ def parse_args(argv: list[str] | None = None) -> TrainOptions:
     p.add_argument("--reset-best", action="store_true",
                    help="with --resume: forget the best NME so far (the validation data changed)")
     p.add_argument("--init", type=Path, default=None, help="start from this checkpoint's weights, fresh schedule")
-    for name in ("input_size", "spatial_channels", "batch", "steps", "warmup", "val_max", "threads", "seed"):
+    for name in ("input_size", "spatial_channels", "fine_channels", "batch", "steps", "warmup", "val_max", "threads",
+                 "seed"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
     p.add_argument("--crop-zoom", type=float, default=None, metavar="Z",
                    help="train on crops zoomed by Z (tracker.roi.template; default: that of the --init or --resume "
