@@ -217,6 +217,10 @@ def test_average_checkpoints_interpolates_weights_and_refuses_other_networks(tmp
     assert average_main(["--out", str(tmp_path / "x.pt"), str(tmp_path / "a.pt"), str(tmp_path / "b.pt"),
                          "--weights", "0.5", "0.6"]) == 2
     assert average_main(["--out", str(tmp_path / "x.pt"), str(tmp_path / "a.pt"), str(tmp_path / "b.pt")]) == 0
+    # a checkpoint written before a config field existed has that field's default
+    old_cfg = {k: v for k, v in cfg.to_dict().items() if k != "fine_channels"}
+    torch.save({"model": b, "config": old_cfg, "landmark_set": "none", "summary": {}}, str(tmp_path / "old.pt"))
+    assert average_checkpoints([tmp_path / "a.pt", tmp_path / "old.pt"])["config"] == cfg.to_dict()
     # a checkpoint without the fine head is its network with a zero fine head: weights 1 / 0 give its function
     fcfg = NetworkConfig(64, 68, 0.25, fine_channels=2)
     f = save(3, fcfg, "fine.pt")

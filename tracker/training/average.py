@@ -24,6 +24,8 @@ from pathlib import Path
 
 import torch
 
+from tracker.training.network import NetworkConfig
+
 #: config fields of heads that a network can start without (their linear layer starts at zero)
 _HEADS = {"spatial_channels": ("spatial_reduce.", "spatial_head."), "fine_channels": ("fine_reduce.", "fine_head.")}
 
@@ -58,6 +60,7 @@ def average_checkpoints(paths: list[Path], weights: list[float] | None = None) -
         ck = torch.load(str(p), map_location="cpu", weights_only=False)
         if "model" not in ck or "config" not in ck:
             raise ValueError(f"{p} is not a landmark-network checkpoint (no 'model'/'config')")
+        ck["config"] = NetworkConfig(**ck["config"]).to_dict()  # fields added since it was written: defaults
         cks.append(ck)
     _fill_missing_heads(cks)
     first = cks[0]
