@@ -33,12 +33,11 @@ _HEADS = {"spatial_channels": ("spatial_reduce.", "spatial_head."), "fine_channe
 def _fill_missing_heads(cks: list[dict]) -> None:
     """Give checkpoints without an added head the zero head (see the module docstring), in place."""
     for field, (reduce_prefix, head_prefix) in _HEADS.items():
-        ks = {int(ck["config"].get(field, 0)) for ck in cks} - {0}
-        if len(ks) != 1:
+        if len({ck["config"][field] for ck in cks} - {0}) != 1:
             continue
-        donor = next(ck for ck in cks if int(ck["config"].get(field, 0)))
+        donor = next(ck for ck in cks if ck["config"][field])
         for ck in cks:
-            if int(ck["config"].get(field, 0)):
+            if ck["config"][field]:
                 continue
             ck["config"] = {**ck["config"], field: donor["config"][field]}
             for k, v in donor["model"].items():
@@ -62,7 +61,7 @@ def average_checkpoints(paths: list[Path], weights: list[float] | None = None) -
             raise ValueError(f"{p} is not a landmark-network checkpoint (no 'model'/'config')")
         ck["config"] = NetworkConfig(**ck["config"]).to_dict()  # fields added since it was written: defaults
         cks.append(ck)
-    _fill_missing_heads(cks)
+    _fill_missing_heads(cks)  # after the defaults: every config has every field
     first = cks[0]
     for p, ck in zip(paths[1:], cks[1:]):
         if ck["config"] != first["config"] or set(ck["model"]) != set(first["model"]):

@@ -159,11 +159,8 @@ class LandmarkNet(nn.Module):
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """(N, 3, S, S) RGB in [0, 1] -> (N, L, 3): x, y (normalised crop coords), log sigma."""
         x = (image - self.mean) / self.std
-        if self.config.fine_channels:
-            f16 = self.features[:self._fine_end](x)
-            f = self.features[self._fine_end:](f16)
-        else:
-            f = self.features(x)
+        f16 = self.features[:self._fine_end](x)  # stride 16, read by the fine head
+        f = self.features[self._fine_end:](f16)
         out = self.head(f.mean(dim=(2, 3)))
         if self.config.spatial_channels:
             out = out + self.spatial_head(self.spatial_reduce(f).flatten(1))
