@@ -24,15 +24,12 @@ from pathlib import Path
 
 import torch
 
-from tracker.training.network import NetworkConfig
-
-#: config fields of heads that a network can start without (their linear layer starts at zero)
-_HEADS = {"spatial_channels": ("spatial_reduce.", "spatial_head."), "fine_channels": ("fine_reduce.", "fine_head.")}
+from tracker.training.network import ADDED_HEADS, NetworkConfig
 
 
 def _fill_missing_heads(cks: list[dict]) -> None:
     """Give checkpoints without an added head the zero head (see the module docstring), in place."""
-    for field, (reduce_prefix, head_prefix) in _HEADS.items():
+    for field, (reduce_name, head_name) in ADDED_HEADS.items():
         if len({ck["config"][field] for ck in cks} - {0}) != 1:
             continue
         donor = next(ck for ck in cks if ck["config"][field])
@@ -41,9 +38,9 @@ def _fill_missing_heads(cks: list[dict]) -> None:
                 continue
             ck["config"] = {**ck["config"], field: donor["config"][field]}
             for k, v in donor["model"].items():
-                if k.startswith(head_prefix):
+                if k.startswith(head_name + "."):
                     ck["model"][k] = torch.zeros_like(v)
-                elif k.startswith(reduce_prefix):
+                elif k.startswith(reduce_name + "."):
                     ck["model"][k] = v.clone()
 
 

@@ -20,6 +20,9 @@ _MEAN = (0.485, 0.456, 0.406)
 _STD = (0.229, 0.224, 0.225)
 #: MobileNetV2 inverted-residual stages: expansion t, channels c, repeats n, first stride s.
 _STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+#: Heads added to the pooled one: config field -> (reduce layer, linear layer) attribute names. Each linear layer
+#: starts at zero, so a network without the head is the same function as one with it at zero.
+ADDED_HEADS = {"spatial_channels": ("spatial_reduce", "spatial_head"), "fine_channels": ("fine_reduce", "fine_head")}
 #: log sigma that the head starts from (sigma = 5% of the half crop).
 INITIAL_LOG_SIGMA = float(np.log(0.05))
 
@@ -139,12 +142,9 @@ class LandmarkNet(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
         nn.init.normal_(self.head.weight, std=1e-3)
-        if self.config.spatial_channels:
-            nn.init.zeros_(self.spatial_head.weight)
-            nn.init.zeros_(self.spatial_head.bias)
-        if self.config.fine_channels:
-            nn.init.zeros_(self.fine_head.weight)
-            nn.init.zeros_(self.fine_head.bias)
+        for linear in self.added_heads():
+            nn.init.zeros_(linear.weight)
+            nn.init.zeros_(linear.bias)
         self.set_initial_landmarks(np.zeros((self.config.n_landmarks, 2)))
 
     def set_initial_landmarks(self, mean_xy: np.ndarray) -> None:
@@ -179,9 +179,11 @@ class LandmarkNet(nn.Module):
 
     def head_parameters(self) -> list[nn.Parameter]:
         """The linear layers that map features to landmarks (the optimiser slows them down)."""
-        layers = [self.head] + ([self.spatial_head] if self.config.spatial_channels else []) \
-            + ([self.fine_head] if self.config.fine_channels else [])
-        return [p for layer in layers for p in layer.parameters()]
+        return [p for layer in [self.head, *self.added_heads()] for p in layer.parameters()]
+
+    def added_heads(self) -> list[nn.Linear]:
+        """The linear layers of the heads that the config adds (:data:`ADDED_HEADS`)."""
+        return [getattr(self, linear) for field, (_, linear) in ADDED_HEADS.items() if getattr(self.config, field)]
 
 
 def _copy_map(n_old: int, n_new: int, rng: np.random.Generator) -> np.ndarray:

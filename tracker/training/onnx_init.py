@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from tracker.training.network import LandmarkNet, NetworkConfig
+from tracker.training.network import ADDED_HEADS, LandmarkNet, NetworkConfig
 
 
 def config_from_sidecar(onnx_path: Path) -> NetworkConfig:
@@ -69,7 +69,7 @@ def load_onnx_weights(model: LandmarkNet, onnx_path: Path) -> None:
             bn.running_var.fill_(1.0 - bn.eps)
             bn.weight.fill_(1.0)
             bn.bias.copy_(torch.from_numpy(b.copy()))
-        for name in ("head", "spatial_head", "fine_head"):
+        for name in ("head", *(linear for _, linear in ADDED_HEADS.values())):
             lin = getattr(model, name, None)
             if lin is None:
                 continue
