@@ -77,9 +77,12 @@ class LandmarkPredictor:
 
     model_path: the ONNX file (default ``assets/landmark_model.onnx``); threads: onnxruntime intra-op threads.
     Raises :class:`LandmarkModelError` when the file is missing or its inputs/outputs break the contract.
+
+    When the model's JSON names a lip refiner (``"lip_refiner": "mouth_model.onnx"``, a file beside the model),
+    :meth:`predict` re-reads the lips with it (:mod:`tracker.landmarks.mouth`); ``refine_lips=False`` leaves it out.
     """
 
-    def __init__(self, model_path: str | Path | None = None, threads: int = 1):
+    def __init__(self, model_path: str | Path | None = None, threads: int = 1, refine_lips: bool = True):
         path = Path(model_path) if model_path is not None else default_model_path()
         if not path.is_file():
             raise LandmarkModelError(
@@ -98,9 +101,24 @@ class LandmarkPredictor:
             self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types for corrupt files
             raise LandmarkModelError(f"cannot load landmark model {path}: {exc}") from exc
-        self.info = self._check_contract(path, load_metadata(path))
+        meta = load_metadata(path)
+        self.info = self._check_contract(path, meta)
         self.threads = int(threads)
+        self.lip_refiner = self._load_refiner(path, meta, threads) if refine_lips else None
         log.debug("landmark model %s: S=%d L=%d", path, self.info.input_size, self.info.n_landmarks)
+
+    def _load_refiner(self, path: Path, meta: dict, threads: int):
+        name = meta.get("lip_refiner")
+        if not name:
+            return None
+        from tracker.landmarks.mouth import LipRefiner, LipRefinerError
+
+        try:
+            refiner = LipRefiner(path.parent / str(name), threads=threads)
+            refiner.check_compatible(self.info)
+        except LipRefinerError as exc:
+            raise LandmarkModelError(f"landmark model {path} names a lip refiner that cannot be used: {exc}") from exc
+        return refiner
 
     def _check_contract(self, path: Path, meta: dict) -> ModelInfo:
         inputs = {i.name: i for i in self._session.get_inputs()}
@@ -151,24 +169,11 @@ class LandmarkPredictor:
 
     def crop(self, image_bgr: np.ndarray, roi: Roi) -> np.ndarray:
         """(H, W[, 3]) image -> (S, S, 3) uint8 BGR crop of the ROI (gray images are expanded to 3 channels)."""
-        import cv2
-
         from tracker.roi import warp_to_crop
 
         if roi.size != self.input_size:
             raise ValueError(f"ROI is {roi.size} px but the landmark model takes {self.input_size} px crops")
-        image = np.asarray(image_bgr)
-        if image.ndim == 3 and image.shape[2] == 4:
-            image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-        elif image.ndim == 3 and image.shape[2] == 1:
-            image = image[:, :, 0]
-        if image.ndim == 2:
-            image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-        if image.ndim != 3 or image.shape[2] != 3:
-            raise ValueError(f"expected an (H, W, 3) BGR image, got shape {image.shape}")
-        if image.dtype != np.uint8:
-            raise ValueError(f"expected a uint8 image, got {image.dtype}")
-        return warp_to_crop(image, roi)
+        return warp_to_crop(_as_bgr(image_bgr), roi)
 
     def predict_crops(self, crops_bgr: np.ndarray) -> np.ndarray:
         """(N, S, S, 3) uint8 BGR crops -> (N, L, 3) raw network output (normalised x, y, log sigma)."""
@@ -184,5 +189,27 @@ class LandmarkPredictor:
 
     def predict(self, image_bgr: np.ndarray, roi: Roi) -> Landmarks:
         """Landmarks (mu_px (L, 2), sigma_px (L,)) in the image's pixels for the face in ``roi``."""
-        out = self.predict_crops(self.crop(image_bgr, roi)[None])[0]
-        return decode_output(out, roi)
+        image = _as_bgr(image_bgr)
+        out = self.predict_crops(self.crop(image, roi)[None])[0]
+        landmarks = decode_output(out, roi)
+        if self.lip_refiner is not None:
+            landmarks = self.lip_refiner.refine(image, roi, landmarks)
+        return landmarks
+
+
+def _as_bgr(image_bgr: np.ndarray) -> np.ndarray:
+    """(H, W[, 1|3|4]) uint8 image -> (H, W, 3) BGR (gray expanded, alpha dropped); ValueError otherwise."""
+    import cv2
+
+    image = np.asarray(image_bgr)
+    if image.ndim == 3 and image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    elif image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) BGR image, got shape {image.shape}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 image, got {image.dtype}")
+    return image

@@ -7,6 +7,8 @@ Command: ``python -m tracker.training.export --checkpoint runs/NAME/best.pt [--o
 [--calibrate-sigma FILE.npz ... [--human-labels SOURCE ...] | --sigma-scale S]`` writes the ONNX file and its JSON
 sidecar (``.json`` beside it).
 
+``--lip-refiner mouth_model.onnx`` names the lip refiner (:mod:`tracker.training.mouth`) in the sidecar.
+
 ``--calibrate-sigma`` scales every sigma by one factor (temperature scaling; positions unchanged) so that on the
 held-out real faces of the given labelled files (``tracker/splits.py``; the trainer's validation crops, renders left
 out) the errors' median is that of a calibrated circular Gaussian, sqrt(2 ln 2) sigma (39.3 % within 1 sigma).
@@ -102,13 +104,17 @@ def load_checkpoint_model(checkpoint: Path) -> tuple[LandmarkNet, dict]:
     return model.eval(), ckpt
 
 
-def write_sidecar(path: Path, config: NetworkConfig, landmark_set: str, trained: dict) -> Path:
-    """The JSON beside the ONNX file that the run time reads."""
+def write_sidecar(path: Path, config: NetworkConfig, landmark_set: str, trained: dict,
+                  lip_refiner: str | None = None) -> Path:
+    """The JSON beside the ONNX file that the run time reads. ``lip_refiner``: the file name (beside the model) of
+    the lip refiner the run time applies after it (:mod:`tracker.landmarks.mouth`); None: none."""
     meta = {"input_size": config.input_size, "landmark_set": landmark_set, "n_landmarks": config.n_landmarks,
             "width_mult": config.width_mult, "spatial_channels": config.spatial_channels,
             "fine_channels": config.fine_channels,
             "crop_zoom": config.crop_zoom, "version": FORMAT_VERSION,
             "trained": trained}
+    if lip_refiner:
+        meta["lip_refiner"] = str(lip_refiner)
     out = Path(path).with_suffix(".json")
     out.write_text(json.dumps(meta, indent=2) + "\n")
     return out
@@ -158,10 +164,10 @@ def sigma_scale_for(model: LandmarkNet, files: list[Path], batch: int = 64,
 
 def export_checkpoint(checkpoint: Path, out: Path = DEFAULT_ONNX, tolerance: float = 1e-3,
                       sigma_scale: float | None = None, calibrate_on: list[Path] | None = None,
-                      human_sources: tuple[str, ...] = ()) -> dict:
+                      human_sources: tuple[str, ...] = (), lip_refiner: str | None = None) -> dict:
     """Checkpoint -> ONNX + JSON sidecar, checked against torch. Returns the sidecar's content. ``sigma_scale``:
     multiply the sigmas by it; ``calibrate_on`` (and ``human_sources``): labelled files to measure the factors on
-    (module docstring)."""
+    (module docstring); ``lip_refiner``: the refiner file the sidecar names (:func:`write_sidecar`)."""
     model, ckpt = load_checkpoint_model(checkpoint)
     scaled = {}
     if calibrate_on:
@@ -184,7 +190,7 @@ def export_checkpoint(checkpoint: Path, out: Path = DEFAULT_ONNX, tolerance: flo
     trained = dict(ckpt.get("summary", {}))
     trained.update(scaled)
     trained.update({"onnx_max_abs_diff": check.max_abs_diff, "onnx_ms_per_crop_1thread": round(check.ms_per_crop, 3)})
-    write_sidecar(out, model.config, ckpt.get("landmark_set", "landmarks320"), trained)
+    write_sidecar(out, model.config, ckpt.get("landmark_set", "landmarks320"), trained, lip_refiner)
     log.info("exported %s (max |onnx - torch| = %.2e, %.2f ms per crop)", out, check.max_abs_diff, check.ms_per_crop)
     return json.loads(Path(out).with_suffix(".json").read_text())
 
@@ -200,6 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--human-labels", nargs="+", default=[], metavar="SOURCE",
                         help="with --calibrate-sigma: sources whose rows hold human labels (e.g. 300w-train); their "
                              "landmarks get a factor of their own")
+    parser.add_argument("--lip-refiner", default=None, metavar="FILE.onnx",
+                        help="name the lip refiner beside the model that the run time applies after it (e.g. "
+                             "mouth_model.onnx, trained by python -m tracker.training.mouth); default: none")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if not args.checkpoint.is_file():
@@ -214,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     try:
         meta = export_checkpoint(args.checkpoint, args.out, sigma_scale=args.sigma_scale,
-                                 calibrate_on=args.calibrate_sigma, human_sources=tuple(args.human_labels))
+                                 calibrate_on=args.calibrate_sigma, human_sources=tuple(args.human_labels),
+                                 lip_refiner=args.lip_refiner)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
