@@ -24,7 +24,7 @@ def test_mouth_crop_is_centred_on_the_lips_and_inverts():
     face = roi_from_points(FACE_POINTS, 160, 1.25)
     centre = np.array([0.05, 0.42])
     roi = mouth_roi(face, centre, 80)
-    assert roi.size == 80
+    assert roi.size == 80 and mouth_roi(face, centre).size == 64
     # the centre (face crop coordinates) lands in the middle of the mouth crop
     centre_img = face.crop_to_image(normalized_to_crop(centre, 160))
     np.testing.assert_allclose(crop_to_normalized(roi.image_to_crop(centre_img), 80), [0.0, 0.0], atol=1e-9)

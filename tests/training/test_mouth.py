@@ -32,15 +32,15 @@ def cache(real68, tmp_path_factory):
     return ImageCache.build(real68, 64, tmp_path_factory.mktemp("cache"))
 
 
-def _config():
-    return MouthConfig(input_size=32, n_landmarks=20, face_input_size=64, face_crop_zoom=1.25)
+def _config(backbone: str = "mobilenet"):
+    return MouthConfig(input_size=32, n_landmarks=20, face_input_size=64, face_crop_zoom=1.25, backbone=backbone)
 
 
 def test_mouth_crops_hold_the_lips(real68, cache):
     cfg = MouthConfig(n_landmarks=20, face_input_size=64, face_crop_zoom=1.25)
     plain = MouthDataset(real68, cache, cfg, IBUG_LIPS, None, None)
     crops, targets, weights = plain.batch(np.arange(len(real68)), np.random.default_rng(0))
-    assert crops.shape == (8, 3, 80, 80) and crops.dtype == np.float32
+    assert crops.shape == (8, 3, 64, 64) and crops.dtype == np.float32
     assert targets.shape == (8, 20, 2) and np.all(weights == 1.0)
     # the labelled lips fill the middle of the crop: centroid at 0, inside the crop, about half its width
     np.testing.assert_allclose(targets.mean(1), 0.0, atol=1e-5)
@@ -48,7 +48,7 @@ def test_mouth_crops_hold_the_lips(real68, cache):
     width = targets[:, 6, 0] - targets[:, 0, 0]  # iBUG 54 - 48: the mouth corners
     assert np.all((width > 0.3) & (width < 1.6)), width
     # the crop's middle rows are the photo (the lips), not the black outside of an image
-    assert np.all(crops[:, :, 35:45].mean(axis=(1, 2, 3)) > 0.1)
+    assert np.all(crops[:, :, 28:36].mean(axis=(1, 2, 3)) > 0.1)
     aug = MouthDataset(real68, cache, cfg, IBUG_LIPS, IBUG_MIRROR, AugmentConfig(), seed=1)
     c2, t2, _ = aug.batch(np.arange(len(real68)), np.random.default_rng(1))
     assert c2.shape == crops.shape and not np.allclose(t2, targets)
@@ -79,9 +79,10 @@ def test_the_loss_pulls_back_outputs_the_nll_has_given_up_on():
     assert float(mouth_loss(ok, target, weights)) == pytest.approx(float(gaussian_nll(ok, target, weights)))
 
 
-def test_training_steps_lower_the_loss_and_the_export_matches_torch(real68, cache, tmp_path):
+@pytest.mark.parametrize("backbone", ["mobilenet", "plain"])
+def test_training_steps_lower_the_loss_and_the_export_matches_torch(real68, cache, tmp_path, backbone):
     torch.manual_seed(0)
-    cfg = _config()
+    cfg = _config(backbone)
     model = MouthNet(cfg)
     ds = MouthDataset(real68, cache, cfg, IBUG_LIPS, None, None)
     x, t, w = (torch.from_numpy(a) for a in ds.batch(np.arange(8), np.random.default_rng(0)))
@@ -103,4 +104,10 @@ def test_training_steps_lower_the_loss_and_the_export_matches_torch(real68, cach
         {"input_size": 32, "lips": IBUG_LIPS.tolist(), "half": list(cfg.half), "landmark_set": "landmarks68",
          "face_input_size": 64, "face_crop_zoom": 1.25}))
     refiner = LipRefiner(path)
+    assert refiner.size == 32 and len(refiner.lips) == 20
     assert refiner.predict_crop(np.zeros((32, 32, 3), np.uint8)).shape == (20, 3)
+
+
+def test_an_unknown_backbone_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown mouth backbone"):
+        MouthNet(MouthConfig(backbone="resnet"))

@@ -3,8 +3,8 @@
 The face crop (:func:`tracker.roi.roi_from_points`) holds the whole head; its lips span about a quarter of it.
 The mouth crop is the part of the face crop centred on the lips' centroid (the face network's prediction at run
 time), ``MOUTH_HALF`` = (half width, half height) in the face crop's normalised units ([-1, 1] over the crop),
-resampled from the image at ``MOUTH_SIZE`` x ``MOUTH_SIZE`` px: about 1.1 (across) and 1.4 (up and down) times
-the face crop's pixel density. It keeps the face crop's orientation (its roll and its two scales), so it is one
+resampled from the image at ``MOUTH_SIZE`` x ``MOUTH_SIZE`` px (the refiner's sidecar may say otherwise): at 64 px,
+0.9 (across) and 1.1 (up and down) times the face crop's pixel density, at 80 px 1.1 and 1.4. It keeps the face crop's orientation (its roll and its two scales), so it is one
 more affine map of the image (:class:`tracker.types.Roi`) and :func:`tracker.roi.warp_to_crop` cuts it.
 """
 
@@ -16,7 +16,7 @@ from tracker.roi import normalized_to_crop
 from tracker.types import Roi
 
 #: Side of the mouth crop in pixels.
-MOUTH_SIZE = 80
+MOUTH_SIZE = 64
 #: Half width and half height of the mouth crop in the face crop's normalised units: the lips reach 0.41 across and
 #: 0.26 up or down from their centroid at most on held-out 300-W (median 0.26 and 0.11), plus room for the
 #: centroid's own error.
