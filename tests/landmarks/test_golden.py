@@ -10,13 +10,11 @@ for the first 6 images with room for a retrained model.
 
 from __future__ import annotations
 
-import csv
-
 import cv2
 import numpy as np
 import pytest
 
-from tracker.splits import is_held_out_300w
+from tests.landmarks.photos import held_out_300w
 
 N_IMAGES = 6
 #: mean error of the fitted iBUG points 17-67 (no jaw contour) over the images, in eye-corner distances
@@ -44,19 +42,6 @@ def pipeline(head_model):
     detector.close()
 
 
-def _held_out(shared_data, n):
-    out = []
-    with open(shared_data / "300w-train" / "landmarks68.csv") as fh:
-        reader = csv.reader(fh)
-        next(reader)
-        for r in reader:
-            if is_held_out_300w(r[0]):
-                out.append((shared_data / "300w-train" / "images" / r[0], np.array(r[1:], float).reshape(68, 2)))
-            if len(out) == n:
-                break
-    return out
-
-
 def test_trained_model_on_held_out_photos(pipeline, shared_data):
     from tracker.face.forward import posed_vertices, project
     from tracker.landmarks.refine import locate_face
@@ -68,7 +53,7 @@ def test_trained_model_on_held_out_photos(pipeline, shared_data):
     net_index = np.array([np.flatnonzero(p["set"].vertex_ids == p["ibug"].vertex_ids[i])[0] for i in shared])
     inner = shared >= 17
     fit_err, net_err = [], []
-    for path, gt in _held_out(shared_data, N_IMAGES):
+    for path, gt in held_out_300w(shared_data, N_IMAGES):
         image = cv2.imread(str(path))
         io = np.linalg.norm(gt[36] - gt[45])
         located = locate_face(image, p["detector"], p["predictor"], p["weights"])
@@ -95,6 +80,6 @@ def test_trained_model_tells_faces_from_non_faces(pipeline, shared_data):
     located = locate_face(noise, p["detector"], p["predictor"], p["weights"])
     assert located is not None, "the detector no longer fires on this noise image: pick another seed"
     assert tracking_lost(located.landmarks, located.roi).lost
-    for path, _ in _held_out(shared_data, 3):
+    for path, _ in held_out_300w(shared_data, 3):
         located = locate_face(cv2.imread(str(path)), p["detector"], p["predictor"], p["weights"])
         assert not tracking_lost(located.landmarks, located.roi).lost, path.name

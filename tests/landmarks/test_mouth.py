@@ -3,18 +3,16 @@ errors, and the committed refiner on real held-out 300-W photos."""
 
 from __future__ import annotations
 
-import csv
-
 import cv2
 import numpy as np
 import pytest
 
+from tests.landmarks.photos import held_out_300w
 from tests.landmarks.tiny_model import build_tiny_model
 from tracker.landmarks import LandmarkModelError, LandmarkPredictor
 from tracker.landmarks.decode import decode_output
 from tracker.landmarks.mouth_roi import MOUTH_HALF, mouth_roi
 from tracker.roi import crop_to_normalized, normalized_to_crop, roi_from_points, roi_points_from_ibug68, warp_to_crop
-from tracker.splits import is_held_out_300w
 
 FACE_POINTS = np.array([[150.0, 140.0], [230.0, 135.0], [195.0, 230.0]])
 LIPS = [2, 5, 7]
@@ -100,19 +98,6 @@ def test_a_refiner_that_does_not_fit_the_model_is_a_clear_error(tmp_path):
         LandmarkPredictor(face_path)
 
 
-def _held_out_300w(shared_data, n):
-    out = []
-    with open(shared_data / "300w-train" / "landmarks68.csv") as fh:
-        reader = csv.reader(fh)
-        next(reader)
-        for r in reader:
-            if is_held_out_300w(r[0]):
-                out.append((shared_data / "300w-train" / "images" / r[0], np.array(r[1:], float).reshape(68, 2)))
-            if len(out) == n:
-                return out
-    return out
-
-
 def test_committed_refiner_reads_the_lips_of_real_photos(shared_data):
     """On held-out 300-W photos: the default model loads its refiner; the refined lips at the iBUG mouth vertices
     are close to the human labels, and closer on average than the face network's alone."""
@@ -123,7 +108,7 @@ def test_committed_refiner_reads_the_lips_of_real_photos(shared_data):
     assert refined.lip_refiner is not None
     ib = nearest_landmark_to_ibug(refined.info.landmark_set, refined.n_landmarks)[48:68]
     errs = {"refined": [], "plain": []}
-    for path, gt in _held_out_300w(shared_data, 40):
+    for path, gt in held_out_300w(shared_data, 40):
         image = cv2.imread(str(path))
         roi = roi_from_points(roi_points_from_ibug68(gt), refined.input_size, refined.crop_zoom)
         d = np.linalg.norm(gt[45] - gt[36])

@@ -216,6 +216,21 @@ def _cut_and_shrink(img: np.ndarray, roi_points: np.ndarray, size: int, px_per_c
     return cut, sc, off
 
 
+def labelled_sample(data: LabelledSet, cache: ImageCache, i: int, rng: np.random.Generator,
+                    augment: AugmentConfig | None, mirror: np.ndarray | None):
+    """Sample ``i`` in its cached image: (image, landmarks (L, 2), weights (L,), ROI points (3, 2)), mirrored (with
+    the landmark permutation ``mirror``) and its ROI points jittered when ``augment`` says so."""
+    img = cache.image(i)
+    lm = cache.to_cache(i, data.landmarks_px[i].astype(np.float64))
+    pts = cache.to_cache(i, data.roi_points[i].astype(np.float64))
+    w = data.weights[i].astype(np.float32)
+    if augment is not None and mirror is not None and rng.random() < augment.p_mirror:
+        img, lm, w, pts = mirror_sample(img, lm, w, pts, mirror)
+    if augment is not None:
+        pts = jitter_roi_points(pts, rng, augment)
+    return img, lm, w, pts
+
+
 @dataclass(frozen=True)
 class Sample:
     """crop: (S, S, 3) uint8 RGB; target: (L, 2) float32 normalised crop coords; weights: (L,) float32."""
@@ -245,15 +260,8 @@ class CropDataset:
 
     def sample(self, i: int, rng: np.random.Generator | None = None) -> Sample:
         rng = self.rng if rng is None else rng
-        img = self.cache.image(i)
-        lm = self.cache.to_cache(i, self.data.landmarks_px[i].astype(np.float64))
-        pts = self.cache.to_cache(i, self.data.roi_points[i].astype(np.float64))
-        w = self.data.weights[i].astype(np.float32)
         aug = self.augment
-        if aug is not None and self.mirror is not None and rng.random() < aug.p_mirror:
-            img, lm, w, pts = mirror_sample(img, lm, w, pts, self.mirror)
-        if aug is not None:
-            pts = jitter_roi_points(pts, rng, aug)
+        img, lm, w, pts = labelled_sample(self.data, self.cache, i, rng, aug, self.mirror)
         roi = roi_from_points(pts, self.size, self.zoom)
         crop = warp_to_crop(np.ascontiguousarray(img), roi)
         target = crop_to_normalized(roi.image_to_crop(lm), self.size).astype(np.float32)

@@ -36,7 +36,7 @@ from torch import nn
 
 from tracker.landmarks.mouth_roi import MOUTH_HALF, MOUTH_SIZE, mouth_roi
 from tracker.roi import crop_to_normalized, roi_from_points, warp_to_crop
-from tracker.training.augment import AugmentConfig, augment_crop, jitter_roi_points, mirror_sample
+from tracker.training.augment import AugmentConfig, augment_crop
 from tracker.training.loss import gaussian_nll
 from tracker.training.network import _MEAN, _STD, INITIAL_LOG_SIGMA, LandmarkNet, NetworkConfig, _conv_bn
 
@@ -134,15 +134,10 @@ class MouthDataset:
         return len(self.data)
 
     def sample(self, i: int, rng: np.random.Generator):
-        img = self.cache.image(i)
-        lm = self.cache.to_cache(i, self.data.landmarks_px[i].astype(np.float64))
-        pts = self.cache.to_cache(i, self.data.roi_points[i].astype(np.float64))
-        w = self.data.weights[i].astype(np.float32)
+        from tracker.training.dataset import labelled_sample
+
         aug = self.augment
-        if aug is not None and self.mirror is not None and rng.random() < aug.p_mirror:
-            img, lm, w, pts = mirror_sample(img, lm, w, pts, self.mirror)
-        if aug is not None:
-            pts = jitter_roi_points(pts, rng, aug)
+        img, lm, w, pts = labelled_sample(self.data, self.cache, i, rng, aug, self.mirror)
         face = roi_from_points(pts, self.cfg.face_input_size, self.cfg.face_crop_zoom)
         lips, wl = lm[self.lips], w[self.lips]
         lips_n = crop_to_normalized(face.image_to_crop(lips), face.size)
