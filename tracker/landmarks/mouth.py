@@ -22,14 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from tracker.landmarks.decode import image_to_network_input
+from tracker.landmarks.decode import decode_output, image_to_network_input
 from tracker.landmarks.mouth_roi import mouth_roi
+from tracker.landmarks.predictor import INPUT_NAME, OUTPUT_NAME, make_session
 from tracker.paths import ASSETS_DIR
-from tracker.roi import crop_to_normalized, normalized_to_crop, warp_to_crop
+from tracker.roi import crop_to_normalized, warp_to_crop
 from tracker.types import Landmarks, Roi
-
-INPUT_NAME = "image"
-OUTPUT_NAME = "landmarks"
 
 
 class LipRefinerError(ValueError):
@@ -60,15 +58,8 @@ class LipRefiner:
             raise LipRefinerError(f"cannot read lip refiner metadata {meta_path}: {exc}") from exc
         if self.lips.ndim != 1 or len(self.lips) == 0 or len(self.half) != 2 or self.size < 8:
             raise LipRefinerError(f"lip refiner metadata {meta_path} is malformed")
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = int(threads)
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.log_severity_level = 3
         try:
-            self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            self._session = make_session(path, threads)
         except Exception as exc:  # onnxruntime's own exception types for corrupt files
             raise LipRefinerError(f"cannot load lip refiner {path}: {exc}") from exc
         self.path = path
@@ -99,9 +90,11 @@ class LipRefiner:
         if not np.all(np.isfinite(mu[self.lips])):
             return landmarks
         roi = self.mouth_roi(face_roi, mu)
-        out = self.predict_crop(warp_to_crop(image_bgr, roi))
-        p = roi.crop_to_image(normalized_to_crop(out[:, :2].astype(np.float64), roi.size))
-        s2 = np.exp(out[:, 2].astype(np.float64)) * (0.5 * roi.size) * roi.scale_px
+        try:
+            lips = decode_output(self.predict_crop(warp_to_crop(image_bgr, roi)), roi)
+        except ValueError:  # non-finite output: keep the landmark network's lips
+            return landmarks
+        p, s2 = lips.mu_px, lips.sigma_px.astype(np.float64)
         s1 = landmarks.sigma_px[self.lips].astype(np.float64)
         w1, w2 = 1.0 / np.maximum(s1, 1e-9) ** 2, 1.0 / np.maximum(s2, 1e-9) ** 2
         mu_new = mu.copy()

@@ -4,8 +4,9 @@ The face crop (:func:`tracker.roi.roi_from_points`) holds the whole head; its li
 The mouth crop is the part of the face crop centred on the lips' centroid (the face network's prediction at run
 time), ``MOUTH_HALF`` = (half width, half height) in the face crop's normalised units ([-1, 1] over the crop),
 resampled from the image at ``MOUTH_SIZE`` x ``MOUTH_SIZE`` px (the refiner's sidecar may say otherwise): at 64 px,
-0.9 (across) and 1.1 (up and down) times the face crop's pixel density, at 80 px 1.1 and 1.4. It keeps the face crop's orientation (its roll and its two scales), so it is one
-more affine map of the image (:class:`tracker.types.Roi`) and :func:`tracker.roi.warp_to_crop` cuts it.
+0.9 (across) and 1.1 (up and down) times the face crop's pixel density, at 80 px 1.1 and 1.4. It keeps the face
+crop's orientation (its roll and its two scales), so it is one more affine map of the image
+(:class:`tracker.types.Roi`) and :func:`tracker.roi.warp_to_crop` cuts it.
 """
 
 from __future__ import annotations

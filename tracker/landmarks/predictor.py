@@ -19,6 +19,20 @@ INPUT_NAME = "image"
 OUTPUT_NAME = "landmarks"
 
 
+def make_session(path: Path, threads: int):
+    """An onnxruntime CPU session for one of the project's networks: ``threads`` intra-op threads, sequential,
+    every graph optimisation. Raises onnxruntime's own exceptions for unreadable files."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = int(threads)
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
 class LandmarkModelError(ValueError):
     """The ONNX model is missing, unreadable, or does not follow the contract in :mod:`tracker.landmarks`."""
 
@@ -89,16 +103,8 @@ class LandmarkPredictor:
                 f"landmark model not found: {path} (train one with the training package, or pass its path)")
         if int(threads) < 1:
             raise LandmarkModelError(f"threads must be at least 1, got {threads}")
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = int(threads)
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
         try:
-            self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            self._session = make_session(path, threads)
         except Exception as exc:  # onnxruntime raises its own exception types for corrupt files
             raise LandmarkModelError(f"cannot load landmark model {path}: {exc}") from exc
         meta = load_metadata(path)

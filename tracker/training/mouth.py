@@ -10,9 +10,10 @@ mouth_model.onnx``) for the run time to apply it (:mod:`tracker.landmarks.mouth`
 
 Network (:class:`MouthNet`): four 3x3 convolutions of stride 2 (``plain``, the default: few dense operations, about
 a tenth of the landmark network's time per crop) or the landmark network's MobileNetV2 up to its stride-16 stage
-(``mobilenet``, initialised from a trained landmark network; a quarter of its time), a 1x1 convolution, and one linear layer from the flattened (S/16 x S/16) map to the lip
-landmarks' x, y (normalised mouth-crop coordinates) and log sigma: the landmark network's output contract, for
-the lips alone. Loss: the Gaussian NLL of :mod:`tracker.training.loss` (:func:`mouth_loss`).
+(``mobilenet``, initialised from a trained landmark network; a quarter of its time), a 1x1 convolution, and one
+linear layer from the flattened (S/16 x S/16) map to the lip landmarks' x, y (normalised mouth-crop coordinates) and
+log sigma: the landmark network's output contract, for the lips alone. Loss: the Gaussian NLL of
+:mod:`tracker.training.loss` (:func:`mouth_loss`).
 
 Samples: the face crop's ROI points jittered as in the landmark network's training; the mouth crop centred on the
 labelled lips' centroid plus noise (the face network's own centroid error at run time), mirrored with the
