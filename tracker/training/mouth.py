@@ -38,8 +38,10 @@ from torch import nn
 from tracker.landmarks.mouth_roi import MOUTH_HALF, MOUTH_SIZE, mouth_roi
 from tracker.roi import crop_to_normalized, roi_from_points, warp_to_crop
 from tracker.training.augment import AugmentConfig, augment_crop
+from tracker.training.dataset import labelled_sample
 from tracker.training.loss import gaussian_nll
-from tracker.training.network import _MEAN, _STD, INITIAL_LOG_SIGMA, LandmarkNet, NetworkConfig, _conv_bn
+from tracker.training.network import (_MEAN, _STD, LandmarkNet, NetworkConfig, _conv_bn, scale_head_sigma,
+                                      set_head_landmarks)
 
 log = logging.getLogger(__name__)
 
@@ -101,10 +103,7 @@ class MouthNet(nn.Module):
         self.set_initial_landmarks(np.zeros((cfg.n_landmarks, 2)))
 
     def set_initial_landmarks(self, mean_xy: np.ndarray) -> None:
-        bias = np.concatenate([np.asarray(mean_xy, np.float32),
-                               np.full((self.config.n_landmarks, 1), INITIAL_LOG_SIGMA, np.float32)], axis=1)
-        with torch.no_grad():
-            self.head.bias.copy_(torch.from_numpy(bias.reshape(-1)))
+        set_head_landmarks(self.head, mean_xy)
 
     def load_backbone(self, state: dict) -> int:
         """Copy the landmark network's layers that this one shares (``features.*``); returns how many tensors."""
@@ -123,20 +122,17 @@ class MouthDataset:
     """Mouth crops of a labelled set (:class:`tracker.training.dataset.LabelledSet` and its image cache)."""
 
     def __init__(self, data, cache, cfg: MouthConfig, lips: np.ndarray, mirror: np.ndarray | None,
-                 augment: AugmentConfig | None, seed: int = 0) -> None:
+                 augment: AugmentConfig | None) -> None:
         self.data, self.cache, self.cfg = data, cache, cfg
         self.lips = np.asarray(lips)
         self.mirror = mirror
         self.augment = augment
-        self.rng = np.random.default_rng(seed)
         self.centre_noise = CENTRE_NOISE if augment is not None else 0.0
 
     def __len__(self) -> int:
         return len(self.data)
 
     def sample(self, i: int, rng: np.random.Generator):
-        from tracker.training.dataset import labelled_sample
-
         aug = self.augment
         img, lm, w, pts = labelled_sample(self.data, self.cache, i, rng, aug, self.mirror)
         face = roi_from_points(pts, self.cfg.face_input_size, self.cfg.face_crop_zoom)
@@ -171,46 +167,39 @@ def mouth_loss(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) 
     return gaussian_nll(pred, target, weights) + 0.1 * far.mean()
 
 
-def evaluate(model: MouthNet, val: MouthDataset, n: int = 1024) -> dict:
-    """Loss and mean error (% of the mouth crop's half size) on plain crops of the first ``n`` validation samples."""
+def _validation_outputs(model: MouthNet, val: MouthDataset, n: int):
+    """(outputs (B, L, 3), targets, weights) as numpy, batch by batch, for plain crops of the first ``n`` samples
+    (model in eval mode meanwhile)."""
     model.eval()
     idx = np.arange(min(n, len(val)))
     rng = np.random.default_rng(0)
+    try:
+        with torch.no_grad():
+            for s in range(0, len(idx), 128):
+                x, t, w = val.batch(idx[s:s + 128], rng)
+                yield model(torch.from_numpy(x)).numpy(), t, w
+    finally:
+        model.train()
+
+
+def evaluate(model: MouthNet, val: MouthDataset, n: int = 1024) -> dict:
+    """Loss and mean error (% of the mouth crop's half size) on plain crops of the first ``n`` validation samples."""
     losses, errs, ws = [], [], []
-    with torch.no_grad():
-        for s in range(0, len(idx), 128):
-            x, t, w = val.batch(idx[s:s + 128], rng)
-            p = model(torch.from_numpy(x))
-            losses.append(float(gaussian_nll(p, torch.from_numpy(t), torch.from_numpy(w))) * float(w.sum()))
-            errs.append((np.linalg.norm(p[..., :2].numpy() - t, axis=2) * w).sum())
-            ws.append(float(w.sum()))
-    model.train()
+    for p, t, w in _validation_outputs(model, val, n):
+        losses.append(float(gaussian_nll(*(torch.from_numpy(a) for a in (p, t, w)))) * float(w.sum()))
+        errs.append((np.linalg.norm(p[..., :2] - t, axis=2) * w).sum())
+        ws.append(float(w.sum()))
     return {"val_loss": float(sum(losses) / sum(ws)), "val_err": float(100 * sum(errs) / sum(ws))}
-
-
-def scale_sigma(model: MouthNet, factor: float) -> None:
-    """Multiply every output sigma by ``factor`` (the head's log-sigma biases; positions untouched)."""
-    if not (np.isfinite(factor) and factor > 0):
-        raise ValueError(f"sigma scale must be a positive number, got {factor}")
-    with torch.no_grad():
-        model.head.bias.view(-1, 3)[:, 2] += float(np.log(factor))
 
 
 def sigma_factor(model: MouthNet, val: MouthDataset, n: int = 2048) -> tuple[float, int]:
     """The factor that makes the median of error / sigma on plain validation crops sqrt(2 ln 2) (a calibrated
     circular Gaussian's), and how many labelled points it was measured on."""
-    model.eval()
-    idx = np.arange(min(n, len(val)))
-    rng = np.random.default_rng(0)
-    ratios = []
-    with torch.no_grad():
-        for s in range(0, len(idx), 128):
-            x, t, w = val.batch(idx[s:s + 128], rng)
-            p = model(torch.from_numpy(x)).numpy()
-            r = np.linalg.norm(p[..., :2] - t, axis=2) / np.exp(p[..., 2])
-            ratios.append(r[w > 0])
-    r = np.concatenate(ratios)
-    return float(np.median(r) / np.sqrt(2 * np.log(2))), int(r.size)
+    from tracker.training.export import CALIBRATED_MEDIAN_RATIO
+
+    r = np.concatenate([(np.linalg.norm(p[..., :2] - t, axis=2) / np.exp(p[..., 2]))[w > 0]
+                        for p, t, w in _validation_outputs(model, val, n)])
+    return float(np.median(r) / CALIBRATED_MEDIAN_RATIO), int(r.size)
 
 
 def export(checkpoint: Path, out: Path, calibrate: list[Path] | None = None) -> dict:
@@ -236,7 +225,7 @@ def export(checkpoint: Path, out: Path, calibrate: list[Path] | None = None) -> 
             raise ValueError("no held-out rows to calibrate the sigmas on")
         cache = ImageCache.build(data, cfg.face_input_size, cache_dir() / "landmark_training" / "images")
         factor, n_points = sigma_factor(model, MouthDataset(data, cache, cfg, lips, None, None))
-        scale_sigma(model, factor)
+        scale_head_sigma(model.head, factor)
         trained["sigma_scale"] = round(factor, 4)
         trained["sigma_scale_from"] = f"{n_points} labelled lip points of {len(data)} held-out rows of " + \
             ", ".join(Path(p).name for p in calibrate)
@@ -281,7 +270,8 @@ def main(argv: list[str] | None = None) -> int:
 def train_main(argv: list[str]) -> int:
     from tracker.paths import cache_dir
     from tracker.training.dataset import ImageCache
-    from tracker.training.train import load_sets, split_train_val
+    from tracker.training.dataset import load_mirror
+    from tracker.training.train import augment_config, load_sets, split_train_val
 
     p = argparse.ArgumentParser(prog="python -m tracker.training.mouth", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True)
@@ -302,6 +292,11 @@ def train_main(argv: list[str]) -> int:
     p.add_argument("--augment", nargs="*", default=[], metavar="KEY=VALUE")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    try:
+        overrides = {k: float(v) for k, v in (item.split("=", 1) for item in a.augment)}
+    except ValueError:
+        raise ValueError(f"--augment expects NAME=VALUE items, got {a.augment}") from None
+    aug = augment_config(overrides)  # checked before any data is read
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     out = Path(a.out)
@@ -319,12 +314,8 @@ def train_main(argv: list[str]) -> int:
     cdir = cache_dir() / "landmark_training" / "images"
     train_cache = ImageCache.build(train_set, fcfg.input_size, cdir)
     val_cache = ImageCache.build(val_set, fcfg.input_size, cdir)
-    from tracker.training.dataset import load_mirror
-
     mirror = load_mirror(landmark_set, train_set.n_landmarks)
-    kw = {k: float(v) for k, v in (s.split("=", 1) for s in a.augment)}
-    aug = AugmentConfig(**kw)
-    ds = MouthDataset(train_set, train_cache, cfg, lips, mirror, aug, a.seed)
+    ds = MouthDataset(train_set, train_cache, cfg, lips, mirror, aug)
     val = MouthDataset(val_set, val_cache, cfg, lips, None, None)
     model = MouthNet(cfg)
     n = model.load_backbone(ckpt["model"]) if cfg.backbone == "mobilenet" else 0

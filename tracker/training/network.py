@@ -149,12 +149,7 @@ class LandmarkNet(nn.Module):
 
     def set_initial_landmarks(self, mean_xy: np.ndarray) -> None:
         """Start the head at (L, 2) mean normalised positions and sigma = exp(INITIAL_LOG_SIGMA)."""
-        mean_xy = np.asarray(mean_xy, dtype=np.float32)
-        if mean_xy.shape != (self.config.n_landmarks, 2):
-            raise ValueError(f"expected ({self.config.n_landmarks}, 2) mean positions, got {mean_xy.shape}")
-        bias = np.concatenate([mean_xy, np.full((len(mean_xy), 1), INITIAL_LOG_SIGMA, np.float32)], axis=1)
-        with torch.no_grad():
-            self.head.bias.copy_(torch.from_numpy(bias.reshape(-1)))
+        set_head_landmarks(self.head, mean_xy)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """(N, 3, S, S) RGB in [0, 1] -> (N, L, 3): x, y (normalised crop coords), log sigma."""
@@ -171,11 +166,7 @@ class LandmarkNet(nn.Module):
     def scale_sigma(self, factor) -> None:
         """Multiply the output sigmas by ``factor``, one number or one per landmark (adds its log to the pooled
         head's log-sigma biases; the positions are untouched): temperature scaling of the uncertainties."""
-        f = np.broadcast_to(np.asarray(factor, dtype=np.float64), (self.config.n_landmarks,))
-        if not (np.all(np.isfinite(f)) and np.all(f > 0)):
-            raise ValueError("sigma scale must be positive numbers")
-        with torch.no_grad():
-            self.head.bias.view(-1, 3)[:, 2] += torch.from_numpy(np.log(f)).to(self.head.bias.dtype)
+        scale_head_sigma(self.head, factor)
 
     def head_parameters(self) -> list[nn.Parameter]:
         """The linear layers that map features to landmarks (the optimiser slows them down)."""
@@ -184,6 +175,28 @@ class LandmarkNet(nn.Module):
     def added_heads(self) -> list[nn.Linear]:
         """The linear layers of the heads that the config adds (:data:`ADDED_HEADS`)."""
         return [getattr(self, linear) for field, (_, linear) in ADDED_HEADS.items() if getattr(self.config, field)]
+
+
+def set_head_landmarks(head: nn.Linear, mean_xy: np.ndarray) -> None:
+    """Set the biases of a linear layer to L x [x, y, log sigma] to (L, 2) mean positions and
+    sigma = exp(INITIAL_LOG_SIGMA)."""
+    n = head.out_features // 3
+    mean_xy = np.asarray(mean_xy, dtype=np.float32)
+    if mean_xy.shape != (n, 2):
+        raise ValueError(f"expected ({n}, 2) mean positions, got {mean_xy.shape}")
+    bias = np.concatenate([mean_xy, np.full((n, 1), INITIAL_LOG_SIGMA, np.float32)], axis=1)
+    with torch.no_grad():
+        head.bias.copy_(torch.from_numpy(bias.reshape(-1)))
+
+
+def scale_head_sigma(head: nn.Linear, factor) -> None:
+    """Multiply the sigmas a linear layer to L x [x, y, log sigma] outputs by ``factor`` (one number or one per
+    landmark) by adding its log to the log-sigma biases; positions untouched."""
+    f = np.broadcast_to(np.asarray(factor, dtype=np.float64), (head.out_features // 3,))
+    if not (np.all(np.isfinite(f)) and np.all(f > 0)):
+        raise ValueError("sigma scale must be positive numbers")
+    with torch.no_grad():
+        head.bias.view(-1, 3)[:, 2] += torch.from_numpy(np.log(f)).to(head.bias.dtype)
 
 
 def _copy_map(n_old: int, n_new: int, rng: np.random.Generator) -> np.ndarray:
