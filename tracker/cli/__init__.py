@@ -8,6 +8,7 @@ A command whose module is not written yet is still listed and says so with exit 
 from __future__ import annotations
 
 import argparse
+import os
 import importlib
 import logging
 import sys
@@ -46,6 +47,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
         prog="main.py", description="Real-time dense-landmark 3D face tracker.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("--precision", choices=("auto", "int8", "float"), default=None,
+                        help="landmark network: the 8-bit copy (int8), the float model, or auto (default: 8-bit on "
+                             "CPUs with 8-bit dot products, VNNI or 64-bit ARM); same as TRACKER_PRECISION")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     modules: dict[str, object] = {}
     for name, help_text in COMMANDS.items():
@@ -64,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     name = args.command or "app"
+    if args.precision:
+        os.environ["TRACKER_PRECISION"] = args.precision  # read by every LandmarkPredictor the command makes
     from tracker.threads import limit_blas_threads
 
     limit_blas_threads(1)  # small BLAS calls: a second thread only busy-waits (tracker/threads.py)

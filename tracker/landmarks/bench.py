@@ -86,9 +86,9 @@ def _read_300w(data: Path, limit: int | None) -> list[_Sample]:
 
 
 def time_network(predictor, runs: int = 300) -> dict:
-    """Median and mean ms per single crop (batch 1) after 20 warm-up runs, on random crops. With a lip refiner
-    (:mod:`tracker.landmarks.mouth`) each run is a frame's network work: the face crop, then a mouth crop; its
-    share is reported too."""
+    """Median and mean ms per single crop (batch 1) after 20 warm-up runs, on random crops, with the model file the
+    predictor runs (its :attr:`precision`). With a lip refiner (:mod:`tracker.landmarks.mouth`) each run is a
+    frame's network work: the face crop, then a mouth crop; its share is reported too."""
     s = predictor.input_size
     rng = np.random.default_rng(0)
     crops = rng.integers(0, 256, (8, 1, s, s, 3), dtype=np.uint8)
@@ -475,6 +475,11 @@ def run(args) -> dict:
         results["network"] = {"error": str(exc)}
     if predictor is not None:
         results["network"] = time_network(predictor, getattr(args, "timing_runs", 300))
+        results["network"]["precision"] = predictor.precision
+        if predictor.precision == "int8":  # the float model's time beside it, for comparison
+            float_predictor = LandmarkPredictor(getattr(args, "model", None), threads=1, precision="float")
+            results["network"]["float_ms_per_crop_median"] = time_network(
+                float_predictor, getattr(args, "timing_runs", 300))["ms_per_crop_median"]
         roi_weights = load_roi_weights(predictor)
 
     samples = _read_300w(data, limit)

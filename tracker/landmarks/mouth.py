@@ -41,7 +41,9 @@ def default_refiner_path() -> Path:
 class LipRefiner:
     """``refine(image_bgr, face_roi, landmarks) -> Landmarks`` with the lips re-read from a mouth crop."""
 
-    def __init__(self, model_path: str | Path | None = None, threads: int = 1):
+    def __init__(self, model_path: str | Path | None = None, threads: int = 1, precision: str = "float"):
+        """``precision`` "int8" runs the 8-bit copy that the JSON names (``"int8_model"``) when there is one, as the
+        landmark predictor's "int8" does (:mod:`tracker.training.quantize`); "float" the float file."""
         path = Path(model_path) if model_path is not None else default_refiner_path()
         meta_path = path.with_suffix(".json")
         if not path.is_file() or not meta_path.is_file():
@@ -58,10 +60,15 @@ class LipRefiner:
             raise LipRefinerError(f"cannot read lip refiner metadata {meta_path}: {exc}") from exc
         if self.lips.ndim != 1 or len(self.lips) == 0 or len(self.half) != 2 or self.size < 8:
             raise LipRefinerError(f"lip refiner metadata {meta_path} is malformed")
+        if precision not in ("int8", "float"):
+            raise LipRefinerError(f"lip refiner precision must be int8 or float, got {precision!r}")
+        int8_name = meta.get("int8_model")
+        self.precision = "int8" if precision == "int8" and int8_name else "float"
+        run_path = path.parent / str(int8_name) if self.precision == "int8" else path
         try:
-            self._session = make_session(path, threads)
-        except Exception as exc:  # onnxruntime's own exception types for corrupt files
-            raise LipRefinerError(f"cannot load lip refiner {path}: {exc}") from exc
+            self._session = make_session(run_path, threads)
+        except Exception as exc:  # onnxruntime's own exception types for corrupt or missing files
+            raise LipRefinerError(f"cannot load lip refiner {run_path}: {exc}") from exc
         self.path = path
 
     def check_compatible(self, info) -> None:

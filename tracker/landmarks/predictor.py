@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import platform
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +19,8 @@ log = logging.getLogger(__name__)
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "landmarks"
+#: Values of ``precision`` (and of the ``TRACKER_PRECISION`` environment variable).
+PRECISIONS = ("auto", "int8", "float")
 
 
 def make_session(path: Path, threads: int):
@@ -39,6 +43,45 @@ class LandmarkModelError(ValueError):
 
 def default_model_path() -> Path:
     return ASSETS_DIR / "landmark_model.onnx"
+
+
+def cpu_has_int8_dot() -> bool:
+    """Whether the CPU multiplies 8-bit numbers into 32-bit sums without saturating: x86 with VNNI (AVX512-VNNI or
+    AVX-VNNI), or 64-bit ARM. Older x86 CPUs (AVX2 without VNNI) sum pairs of 8-bit products in 16 bits, which can
+    saturate and move the landmarks of an 8-bit model; they run the float model."""
+    machine = platform.machine().lower()
+    if machine in ("arm64", "aarch64"):
+        return True
+    if machine not in ("x86_64", "amd64", "i686", "x86"):
+        return False
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_vnni", "avx_vnni"})
+    except OSError:
+        pass
+    try:
+        from numpy.core._multiarray_umath import __cpu_features__ as features
+    except ImportError:  # numpy without the table: be safe
+        return False
+    return bool(features.get("AVX512VNNI") or features.get("AVXVNNI"))
+
+
+def resolve_precision(precision: str | None, has_int8: bool) -> str:
+    """"int8" or "float" for a requested ``precision`` (None: ``TRACKER_PRECISION``, else "auto"). "auto" runs the
+    8-bit copy when the model has one and :func:`cpu_has_int8_dot`; "int8" insists on it (LandmarkModelError without
+    one); "float" runs the float model. ValueError for any other value."""
+    requested = (precision if precision is not None else os.environ.get("TRACKER_PRECISION") or "auto").lower()
+    if requested not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {requested!r}")
+    if requested == "int8" and not has_int8:
+        raise LandmarkModelError("precision int8 asked for, but the landmark model's JSON names no 8-bit copy "
+                                 "(make one with python -m tracker.training.quantize)")
+    if requested == "auto":
+        return "int8" if has_int8 and cpu_has_int8_dot() else "float"
+    return requested
 
 
 @dataclass(frozen=True)
@@ -94,24 +137,38 @@ class LandmarkPredictor:
 
     When the model's JSON names a lip refiner (``"lip_refiner": "mouth_model.onnx"``, a file beside the model),
     :meth:`predict` re-reads the lips with it (:mod:`tracker.landmarks.mouth`); ``refine_lips=False`` leaves it out.
+
+    When it names an 8-bit copy (``"int8_model"``, :mod:`tracker.training.quantize`), ``precision`` picks the file
+    that runs (:func:`resolve_precision`; "auto" by default); :attr:`precision` says which one did.
     """
 
-    def __init__(self, model_path: str | Path | None = None, threads: int = 1, refine_lips: bool = True):
+    def __init__(self, model_path: str | Path | None = None, threads: int = 1, refine_lips: bool = True,
+                 precision: str | None = None):
         path = Path(model_path) if model_path is not None else default_model_path()
         if not path.is_file():
             raise LandmarkModelError(
                 f"landmark model not found: {path} (train one with the training package, or pass its path)")
         if int(threads) < 1:
             raise LandmarkModelError(f"threads must be at least 1, got {threads}")
-        try:
-            self._session = make_session(path, threads)
-        except Exception as exc:  # onnxruntime raises its own exception types for corrupt files
-            raise LandmarkModelError(f"cannot load landmark model {path}: {exc}") from exc
         meta = load_metadata(path)
+        int8_name = meta.get("int8_model")
+        try:
+            self.precision = resolve_precision(precision, bool(int8_name))
+        except ValueError as exc:
+            raise LandmarkModelError(str(exc)) from exc
+        run_path = path.parent / str(int8_name) if self.precision == "int8" else path
+        if not run_path.is_file():
+            raise LandmarkModelError(f"landmark model {path} names an 8-bit copy {run_path} that is not there "
+                                     "(run python -m tracker.training.quantize, or use precision float)")
+        try:
+            self._session = make_session(run_path, threads)
+        except Exception as exc:  # onnxruntime raises its own exception types for corrupt files
+            raise LandmarkModelError(f"cannot load landmark model {run_path}: {exc}") from exc
         self.info = self._check_contract(path, meta)
         self.threads = int(threads)
         self.lip_refiner = self._load_refiner(path, meta, threads) if refine_lips else None
-        log.debug("landmark model %s: S=%d L=%d", path, self.info.input_size, self.info.n_landmarks)
+        log.debug("landmark model %s (%s): S=%d L=%d", path, self.precision, self.info.input_size,
+                  self.info.n_landmarks)
 
     def _load_refiner(self, path: Path, meta: dict, threads: int):
         name = meta.get("lip_refiner")
@@ -120,7 +177,7 @@ class LandmarkPredictor:
         from tracker.landmarks.mouth import LipRefiner, LipRefinerError
 
         try:
-            refiner = LipRefiner(path.parent / str(name), threads=threads)
+            refiner = LipRefiner(path.parent / str(name), threads=threads, precision=self.precision)
             refiner.check_compatible(self.info)
         except LipRefinerError as exc:
             raise LandmarkModelError(f"landmark model {path} names a lip refiner that cannot be used: {exc}") from exc
