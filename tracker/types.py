@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 
@@ -100,11 +101,18 @@ class Roi:
     matrix: np.ndarray
     size: int
 
-    @property
+    def __post_init__(self) -> None:
+        matrix = np.array(self.matrix, dtype=np.float64)  # an own, read-only copy: the cached maps below stay true
+        matrix.flags.writeable = False
+        object.__setattr__(self, "matrix", matrix)
+
+    @cached_property
     def inverse(self) -> np.ndarray:
         """(2, 3) crop -> image."""
         a = np.vstack([self.matrix, [0.0, 0.0, 1.0]])
-        return np.linalg.inv(a)[:2]
+        inverse = np.linalg.inv(a)[:2]
+        inverse.flags.writeable = False
+        return inverse
 
     def image_to_crop(self, pts: np.ndarray) -> np.ndarray:
         """(..., 2) image px -> (..., 2) crop px."""
@@ -117,7 +125,7 @@ class Roi:
         pts = np.asarray(pts, dtype=np.float64)
         return pts @ inv[:, :2].T + inv[:, 2]
 
-    @property
+    @cached_property
     def scale_px(self) -> float:
         """Image pixels per crop pixel (geometric mean of the two axes)."""
         return float(math.sqrt(abs(np.linalg.det(self.inverse[:, :2]))))
