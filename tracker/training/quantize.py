@@ -1,4 +1,4 @@
-"""An 8-bit copy of the landmark network for CPUs with 8-bit dot-product instructions.
+"""8-bit copies of the landmark network and its lip refiner, for CPUs with 8-bit dot-product instructions.
 
 Post-training static quantization with onnxruntime (QDQ format): convolution weights signed 8-bit per output
 channel, activations unsigned 8-bit with ranges measured on calibration crops. The crops are cut as at run time
@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import sys
 import tempfile
 import time
@@ -149,7 +150,7 @@ def quantize(model_path: Path, out: Path, crops: np.ndarray, check_share: float 
         quantize_static(str(pre), str(Path(tmp) / "q.onnx"), Reader(), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         nodes_to_exclude=keep)
-        (Path(tmp) / "q.onnx").replace(out)
+        shutil.move(str(Path(tmp) / "q.onnx"), str(out))  # the temporary folder may be on another file system
     f_sess, q_sess = _session(model_path), _session(out)
     ref, got = _outputs(f_sess, held), _outputs(q_sess, held)
     half = x.shape[-1] / 2.0  # normalised units -> pixels of the crop
