@@ -1,7 +1,9 @@
-"""The lip refiner: the mouth crop's geometry, the fusion at run time (tiny ONNX models with known outputs), its
+"""The region refiners (lips, eyes): the mouth crop's geometry, the fusion at run time (tiny ONNX models with known outputs), its
 errors, and the committed refiner on real held-out 300-W photos."""
 
 from __future__ import annotations
+
+import json
 
 import cv2
 import numpy as np
@@ -57,7 +59,7 @@ def _models(tmp_path, refiner_meta: dict | None = None, refiner_name: str = "mou
 def test_lips_are_the_inverse_variance_mean_of_both_networks(tmp_path):
     face_path, _, (mw, mb) = _models(tmp_path)
     refined = LandmarkPredictor(face_path)
-    plain = LandmarkPredictor(face_path, refine_lips=False)
+    plain = LandmarkPredictor(face_path, refine=False)
     assert refined.lip_refiner is not None and plain.lip_refiner is None
     image = np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8)
     roi = roi_from_points(FACE_POINTS, 64)
@@ -83,18 +85,18 @@ def test_lips_are_the_inverse_variance_mean_of_both_networks(tmp_path):
 
 def test_a_refiner_that_does_not_fit_the_model_is_a_clear_error(tmp_path):
     face_path, _, _ = _models(tmp_path, {"landmark_set": "landmarks320"})
-    with pytest.raises(LandmarkModelError, match="lip refiner.*'landmarks320'"):
+    with pytest.raises(LandmarkModelError, match="refiner.*'landmarks320'"):
         LandmarkPredictor(face_path)
-    assert LandmarkPredictor(face_path, refine_lips=False).lip_refiner is None
+    assert LandmarkPredictor(face_path, refine=False).lip_refiner is None
     face_path, _, _ = _models(tmp_path, {"lips": [2, 5, 70]})
-    with pytest.raises(LandmarkModelError, match="lip refiner"):
+    with pytest.raises(LandmarkModelError, match="names a refiner that cannot be used"):
         LandmarkPredictor(face_path)
     face_path, _, _ = _models(tmp_path, refiner_name="missing.onnx")
-    with pytest.raises(LandmarkModelError, match="lip refiner not found"):
+    with pytest.raises(LandmarkModelError, match="refiner not found"):
         LandmarkPredictor(face_path)
     face_path, _, _ = _models(tmp_path)
     (tmp_path / "mouth.json").write_text("{not json")
-    with pytest.raises(LandmarkModelError, match="cannot read lip refiner metadata"):
+    with pytest.raises(LandmarkModelError, match="cannot read refiner metadata"):
         LandmarkPredictor(face_path)
 
 
@@ -104,7 +106,7 @@ def test_committed_refiner_reads_the_lips_of_real_photos(shared_data):
     from tracker.landmarks.model_roi import nearest_landmark_to_ibug
 
     refined = LandmarkPredictor()
-    plain = LandmarkPredictor(refine_lips=False)
+    plain = LandmarkPredictor(refine=False)
     assert refined.lip_refiner is not None
     ib = nearest_landmark_to_ibug(refined.info.landmark_set, refined.n_landmarks)[48:68]
     errs = {"refined": [], "plain": []}
@@ -117,3 +119,31 @@ def test_committed_refiner_reads_the_lips_of_real_photos(shared_data):
     refined_err, plain_err = np.mean(errs["refined"]), np.mean(errs["plain"])
     assert refined_err < 0.06, refined_err
     assert refined_err < plain_err, (refined_err, plain_err)
+
+
+def test_every_named_refiner_reads_its_own_region(tmp_path):
+    """A lip refiner and a second refiner (``"refiners"``) over other landmarks: each region is fused with its own
+    network's answer, the rest is the landmark network's; two refiners over the same landmarks are refused."""
+    face_path, _, _ = _models(tmp_path)
+    eye = [0, 8]
+    meta = {"input_size": 32, "n_landmarks": 2, "lips": eye, "region": "eye_L", "half": [0.36, 0.30],
+            "landmark_set": "tiny", "face_input_size": 64, "face_crop_zoom": 1.0}
+    build_tiny_model(tmp_path / "eye.onnx", size=32, n_landmarks=2, seed=3, metadata=meta)
+    face_meta = json.loads(face_path.with_suffix(".json").read_text())
+    face_path.with_suffix(".json").write_text(json.dumps({**face_meta, "refiners": ["eye.onnx"]}))
+    both = LandmarkPredictor(face_path)
+    assert [r.region for r in both.refiners] == ["lips", "eye_L"] and both.lip_refiner is both.refiners[0]
+    plain = LandmarkPredictor(face_path, refine=False)
+    assert plain.refiners == [] and plain.lip_refiner is None
+    image = np.random.default_rng(1).integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    roi = roi_from_points(FACE_POINTS, 64)
+    base, got = plain.predict(image, roi), both.predict(image, roi)
+    want = both.refiners[1].refine(image, roi, both.refiners[0].refine(image, roi, base))
+    np.testing.assert_array_equal(got.mu_px, want.mu_px)
+    for idx in (LIPS, eye):
+        assert np.all(np.abs(got.mu_px[idx] - base.mu_px[idx]) > 1e-6)  # both regions moved
+    others = np.setdiff1d(np.arange(10), LIPS + eye)
+    np.testing.assert_array_equal(got.mu_px[others], base.mu_px[others])
+    build_tiny_model(tmp_path / "eye.onnx", size=32, n_landmarks=2, seed=3, metadata={**meta, "lips": [0, 5]})
+    with pytest.raises(LandmarkModelError, match="another refiner it names reads too"):
+        LandmarkPredictor(face_path)

@@ -105,8 +105,8 @@ def test_committed_int8_copies_agree_with_the_float_networks_on_real_photos(shar
 
     q = LandmarkPredictor(precision="int8")
     f = LandmarkPredictor(precision="float")
-    assert q.precision == "int8" and q.lip_refiner.precision == "int8"
-    assert f.precision == "float" and f.lip_refiner.precision == "float"
+    assert q.precision == "int8" and q.refiners and all(r.precision == "int8" for r in q.refiners)
+    assert f.precision == "float" and f.refiners and all(r.precision == "float" for r in f.refiners)
     ib = nearest_landmark_to_ibug(q.info.landmark_set, q.n_landmarks)[27:68]
     shift, err_q, err_f, sigma_ratio = [], [], [], []
     for path, gt in held_out_300w(shared_data, 30):

@@ -14,7 +14,8 @@ from tracker.training.dataset import ImageCache, LabelledSet
 from tracker.training.export import check_onnx, export_onnx
 from tracker.training.ibug import IBUG_MIRROR, labelled_from_68, read_csv68
 from tracker.training.loss import gaussian_nll
-from tracker.training.mouth import MouthConfig, MouthDataset, MouthNet, lip_indices, mouth_loss
+from tracker.landmarks.mouth_roi import EYE_HALF
+from tracker.training.mouth import MouthConfig, MouthDataset, MouthNet, lip_indices, mouth_loss, region_indices
 from tracker.training.train import is_held_out_path
 
 IBUG_LIPS = np.arange(48, 68)
@@ -63,6 +64,30 @@ def test_lip_indices_come_from_the_landmark_set_and_mirror_onto_each_other():
     mirror = load_mirror("landmarks320", 320)
     assert sorted(mirror[lips].tolist()) == sorted(lips.tolist())  # a mirrored sample's lips are lips
     assert not np.all(mirror[lips] == lips)
+
+
+def test_eye_regions_are_one_eye_each_and_mirror_onto_each_other():
+    from tracker.training.dataset import load_mirror
+
+    left, right = region_indices("landmarks320", "eye_L"), region_indices("landmarks320", "eye_R")
+    assert len(left) == len(right) == 37 and not set(left) & set(right)
+    mirror = load_mirror("landmarks320", 320)
+    assert sorted(mirror[left].tolist()) == sorted(right.tolist())  # a mirrored sample's left eye was its right
+    with pytest.raises(ValueError, match="unknown refiner region"):
+        region_indices("landmarks320", "nose")
+
+
+def test_eye_crops_hold_the_eye_and_brow(real68, cache):
+    """iBUG 17-21 (one brow) and 36-41 (that eye) as a region: the window around them holds them all."""
+    eye = np.r_[17:22, 36:42]
+    cfg = MouthConfig(n_landmarks=len(eye), half=EYE_HALF, face_input_size=64, face_crop_zoom=1.25)
+    crops, targets, _ = MouthDataset(real68, cache, cfg, eye, None, None).batch(np.arange(len(real68)),
+                                                                                np.random.default_rng(0))
+    np.testing.assert_allclose(targets.mean(1), 0.0, atol=1e-5)
+    assert np.abs(targets).max() < 1.0
+    width = targets[:, 8, 0] - targets[:, 5, 0]  # iBUG 39 - 36: the eye corners
+    assert np.all((width > 0.2) & (width < 1.2)), width
+    assert np.all(targets[:, :5, 1].mean(1) < targets[:, 5:, 1].mean(1))  # the brow above the eye
 
 
 def test_the_loss_pulls_back_outputs_the_nll_has_given_up_on():

@@ -16,7 +16,10 @@ ONNX contract (between the trainer, ``tracker/training/``, and this package):
 
 - Optional ``"lip_refiner": "mouth_model.onnx"`` in that JSON: a second network beside it, with the same input and
   output contract for its lip landmarks on a mouth crop (:mod:`.mouth_roi`), that :meth:`LandmarkPredictor.predict`
-  applies after the first (:mod:`.mouth`: inverse-variance fusion of the two predictions of each lip landmark).
+  applies after the first (:mod:`.mouth`: inverse-variance fusion of the two predictions of each lip landmark);
+  optional ``"refiners": [...]``: more networks of that kind for other regions (the eyes).
+- Optional ``"int8_model"``: an 8-bit copy of the network, run on CPUs with 8-bit dot products
+  (:func:`.predictor.resolve_precision`); each refiner's JSON may name its own.
 
 Decoding (:mod:`tracker.landmarks.decode`): ``mu_px = roi.crop_to_image(normalized_to_crop(xy, S))`` and
 ``sigma_px = exp(log_sigma) * S / 2 * roi.scale_px``.
@@ -24,7 +27,7 @@ Decoding (:mod:`tracker.landmarks.decode`): ``mu_px = roi.crop_to_image(normaliz
 Modules: :mod:`.decode` (pure functions), :mod:`.predictor` (:class:`LandmarkPredictor`), :mod:`.lost` (tracking-lost
 decision and its measured thresholds), :mod:`.refine` (detector -> ROI -> network -> ROI from the network's own
 eye and mouth landmarks), :mod:`.model_roi` (those ROI weights, fitted on the head model), :mod:`.mouth_roi` and
-:mod:`.mouth` (the lip refiner), :mod:`.bench` (``python main.py bench landmarks``), :mod:`.label_translation`
+:mod:`.mouth` (the region refiners: lips, eyes), :mod:`.bench` (``python main.py bench landmarks``), :mod:`.label_translation`
 (ridge map to the iBUG 68 points, NME), :mod:`.mediapipe_baseline` (Face Mesh under the same protocol). Nothing
 heavy is imported here: ``onnxruntime`` is imported when a predictor is made.
 """

@@ -86,35 +86,34 @@ def _read_300w(data: Path, limit: int | None) -> list[_Sample]:
 
 
 def time_network(predictor, runs: int = 300) -> dict:
-    """Median and mean ms per single crop (batch 1) after 20 warm-up runs, on random crops, with the model file the
-    predictor runs (its :attr:`precision`). With a lip refiner (:mod:`tracker.landmarks.mouth`) each run is a
-    frame's network work: the face crop, then a mouth crop; its share is reported too."""
+    """Median and mean ms per single crop (batch 1) after 20 warm-up runs, on random crops, with the model files the
+    predictor runs (its :attr:`precision`). With refiners (:mod:`tracker.landmarks.mouth`: lips, eyes) each run is
+    a frame's network work: the face crop, then one crop per refiner; their shares are reported too."""
     s = predictor.input_size
     rng = np.random.default_rng(0)
     crops = rng.integers(0, 256, (8, 1, s, s, 3), dtype=np.uint8)
-    refiner = getattr(predictor, "lip_refiner", None)
-    mouths = (rng.integers(0, 256, (8, refiner.size, refiner.size, 3), dtype=np.uint8) if refiner is not None
-              else None)
+    refiners = list(getattr(predictor, "refiners", []))
+    regions = [rng.integers(0, 256, (8, r.size, r.size, 3), dtype=np.uint8) for r in refiners]
     for i in range(20):
         predictor.predict_crops(crops[i % 8])
-        if refiner is not None:
-            refiner.predict_crop(mouths[i % 8])
-    times, t_mouth = [], []
+        for r, c in zip(refiners, regions):
+            r.predict_crop(c[i % 8])
+    times, t_refiners = [], [[] for _ in refiners]
     for i in range(runs):
         t0 = time.perf_counter()
         predictor.predict_crops(crops[i % 8])
-        if refiner is not None:
+        for r, c, t in zip(refiners, regions, t_refiners):
             t1 = time.perf_counter()
-            refiner.predict_crop(mouths[i % 8])
-            t_mouth.append((time.perf_counter() - t1) * 1e3)
+            r.predict_crop(c[i % 8])
+            t.append((time.perf_counter() - t1) * 1e3)
         times.append((time.perf_counter() - t0) * 1e3)
     t = np.array(times)
     out = {"ms_per_crop_median": float(np.median(t)), "ms_per_crop_mean": float(t.mean()),
            "ms_per_crop_p90": float(np.percentile(t, 90)), "threads": predictor.threads,
            "input_size": s, "n_landmarks": predictor.n_landmarks, "runs": runs}
-    if refiner is not None:
-        out["lip_refiner_ms_median"] = float(np.median(t_mouth))
-        out["lip_refiner_input_size"] = refiner.size
+    for r, tr in zip(refiners, t_refiners):
+        out.setdefault("refiner_ms_median", {})[r.region] = float(np.median(tr))
+        out.setdefault("refiner_input_size", {})[r.region] = r.size
     return out
 
 

@@ -1,4 +1,4 @@
-"""The lip refiner at run time: a second, small ONNX network that re-reads the lips from a mouth crop.
+"""Region refiners at run time: small ONNX networks that re-read the lips (or one eye) from a crop of their own.
 
 The landmark network sees the whole head in one S x S crop, where the lips span about 40 px. The refiner
 (``assets/mouth_model.onnx``, trained by :mod:`tracker.training.mouth`) looks at a window of that crop around the
@@ -10,9 +10,12 @@ same pixels, so their errors are correlated, and that combination made the held-
 overconfident (75 % within 2 sigma instead of 84 % without the refiner).
 
 The sidecar JSON (``mouth_model.json``) says which landmarks it predicts (``lips``: indices into the landmark
-network's set ``landmark_set``), the crop (``input_size``, ``half``) and the face crop it was trained behind
-(``face_input_size``, ``face_crop_zoom``). A refiner whose landmark set or face crop differs from the landmark
-model's is refused (:class:`LipRefinerError`).
+network's set ``landmark_set``; ``region``: their name, "lips" when absent), the crop (``input_size``, ``half``) and
+the face crop it was trained behind (``face_input_size``, ``face_crop_zoom``). A refiner whose landmark set or face
+crop differs from the landmark model's is refused (:class:`LipRefinerError`).
+
+The eye refiners (``eye_L_model.onnx``, ``eye_R_model.onnx``; region ``eye_L`` / ``eye_R``: one eye's lid, brow,
+iris and pupil) are the same kind of network on a window around that eye, run and fused the same way.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from tracker.types import Landmarks, Roi
 
 
 class LipRefinerError(ValueError):
-    """The lip refiner's files are missing, unreadable, or do not fit the landmark model."""
+    """A refiner's files are missing, unreadable, or do not fit the landmark model."""
 
 
 def default_refiner_path() -> Path:
@@ -39,7 +42,8 @@ def default_refiner_path() -> Path:
 
 
 class LipRefiner:
-    """``refine(image_bgr, face_roi, landmarks) -> Landmarks`` with the lips re-read from a mouth crop."""
+    """``refine(image_bgr, face_roi, landmarks) -> Landmarks`` with one region's landmarks (:attr:`region`: the lips,
+    or an eye) re-read from a crop around them."""
 
     def __init__(self, model_path: str | Path | None = None, threads: int = 1, precision: str = "float"):
         """``precision`` "int8" runs the 8-bit copy that the JSON names (``"int8_model"``) when there is one, as the
@@ -47,7 +51,7 @@ class LipRefiner:
         path = Path(model_path) if model_path is not None else default_refiner_path()
         meta_path = path.with_suffix(".json")
         if not path.is_file() or not meta_path.is_file():
-            raise LipRefinerError(f"lip refiner not found: {path} and {meta_path} are both needed")
+            raise LipRefinerError(f"refiner not found: {path} and {meta_path} are both needed")
         try:
             meta = json.loads(meta_path.read_text())
             self.lips = np.asarray(meta["lips"], dtype=np.int64)
@@ -56,19 +60,20 @@ class LipRefiner:
             self.landmark_set = str(meta["landmark_set"])
             self.face_input_size = int(meta["face_input_size"])
             self.face_crop_zoom = float(meta["face_crop_zoom"])
+            self.region = str(meta.get("region", "lips"))
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise LipRefinerError(f"cannot read lip refiner metadata {meta_path}: {exc}") from exc
+            raise LipRefinerError(f"cannot read refiner metadata {meta_path}: {exc}") from exc
         if self.lips.ndim != 1 or len(self.lips) == 0 or len(self.half) != 2 or self.size < 8:
-            raise LipRefinerError(f"lip refiner metadata {meta_path} is malformed")
+            raise LipRefinerError(f"refiner metadata {meta_path} is malformed")
         if precision not in ("int8", "float"):
-            raise LipRefinerError(f"lip refiner precision must be int8 or float, got {precision!r}")
+            raise LipRefinerError(f"refiner precision must be int8 or float, got {precision!r}")
         int8_name = meta.get("int8_model")
         self.precision = "int8" if precision == "int8" and int8_name else "float"
         run_path = path.parent / str(int8_name) if self.precision == "int8" else path
         try:
             self._session = make_session(run_path, threads)
         except Exception as exc:  # onnxruntime's own exception types for corrupt or missing files
-            raise LipRefinerError(f"cannot load lip refiner {run_path}: {exc}") from exc
+            raise LipRefinerError(f"cannot load refiner {run_path}: {exc}") from exc
         self.path = path
 
     def check_compatible(self, info) -> None:
@@ -77,7 +82,7 @@ class LipRefiner:
         if (info.landmark_set != self.landmark_set or info.input_size != self.face_input_size
                 or abs(info.crop_zoom - self.face_crop_zoom) > 1e-6 or int(self.lips.max()) >= info.n_landmarks):
             raise LipRefinerError(
-                f"lip refiner {self.path} was trained behind a {self.face_input_size} px '{self.landmark_set}' model "
+                f"refiner {self.path} was trained behind a {self.face_input_size} px '{self.landmark_set}' model "
                 f"at crop zoom {self.face_crop_zoom}, not this landmark model ({info.input_size} px "
                 f"'{info.landmark_set}', zoom {info.crop_zoom})")
 

@@ -135,14 +135,15 @@ class LandmarkPredictor:
     model_path: the ONNX file (default ``assets/landmark_model.onnx``); threads: onnxruntime intra-op threads.
     Raises :class:`LandmarkModelError` when the file is missing or its inputs/outputs break the contract.
 
-    When the model's JSON names a lip refiner (``"lip_refiner": "mouth_model.onnx"``, a file beside the model),
-    :meth:`predict` re-reads the lips with it (:mod:`tracker.landmarks.mouth`); ``refine_lips=False`` leaves it out.
+    When the model's JSON names refiners (``"lip_refiner": "mouth_model.onnx"`` and ``"refiners": [...]``, files
+    beside the model), :meth:`predict` re-reads their regions (the lips, the eyes) with them
+    (:mod:`tracker.landmarks.mouth`); ``refine=False`` leaves them out.
 
     When it names an 8-bit copy (``"int8_model"``, :mod:`tracker.training.quantize`), ``precision`` picks the file
     that runs (:func:`resolve_precision`; "auto" by default); :attr:`precision` says which one did.
     """
 
-    def __init__(self, model_path: str | Path | None = None, threads: int = 1, refine_lips: bool = True,
+    def __init__(self, model_path: str | Path | None = None, threads: int = 1, refine: bool = True,
                  precision: str | None = None):
         path = Path(model_path) if model_path is not None else default_model_path()
         if not path.is_file():
@@ -166,22 +167,29 @@ class LandmarkPredictor:
             raise LandmarkModelError(f"cannot load landmark model {run_path}: {exc}") from exc
         self.info = self._check_contract(path, meta)
         self.threads = int(threads)
-        self.lip_refiner = self._load_refiner(path, meta, threads) if refine_lips else None
+        self.refiners = self._load_refiners(path, meta, threads) if refine else []
+        #: the refiner of the lips, None without one
+        self.lip_refiner = next((r for r in self.refiners if r.region == "lips"), None)
         log.debug("landmark model %s (%s): S=%d L=%d", path, self.precision, self.info.input_size,
                   self.info.n_landmarks)
 
-    def _load_refiner(self, path: Path, meta: dict, threads: int):
-        name = meta.get("lip_refiner")
-        if not name:
-            return None
+    def _load_refiners(self, path: Path, meta: dict, threads: int) -> list:
         from tracker.landmarks.mouth import LipRefiner, LipRefinerError
 
-        try:
-            refiner = LipRefiner(path.parent / str(name), threads=threads, precision=self.precision)
-            refiner.check_compatible(self.info)
-        except LipRefinerError as exc:
-            raise LandmarkModelError(f"landmark model {path} names a lip refiner that cannot be used: {exc}") from exc
-        return refiner
+        names = ([meta["lip_refiner"]] if meta.get("lip_refiner") else []) + list(meta.get("refiners") or [])
+        refiners, seen = [], np.zeros(self.info.n_landmarks, bool)
+        for name in names:
+            try:
+                refiner = LipRefiner(path.parent / str(name), threads=threads, precision=self.precision)
+                refiner.check_compatible(self.info)
+            except LipRefinerError as exc:
+                raise LandmarkModelError(f"landmark model {path} names a refiner that cannot be used: {exc}") from exc
+            if seen[refiner.lips].any():
+                raise LandmarkModelError(f"landmark model {path}: refiner {name} re-reads landmarks that another "
+                                         "refiner it names reads too")
+            seen[refiner.lips] = True
+            refiners.append(refiner)
+        return refiners
 
     def _check_contract(self, path: Path, meta: dict) -> ModelInfo:
         inputs = {i.name: i for i in self._session.get_inputs()}
@@ -255,8 +263,8 @@ class LandmarkPredictor:
         image = _as_bgr(image_bgr)
         out = self.predict_crops(self.crop(image, roi)[None])[0]
         landmarks = decode_output(out, roi)
-        if self.lip_refiner is not None:
-            landmarks = self.lip_refiner.refine(image, roi, landmarks)
+        for refiner in self.refiners:  # disjoint regions: each reads the landmark network's own positions
+            landmarks = refiner.refine(image, roi, landmarks)
         return landmarks
 
 

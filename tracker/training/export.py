@@ -7,7 +7,8 @@ Command: ``python -m tracker.training.export --checkpoint runs/NAME/best.pt [--o
 [--calibrate-sigma FILE.npz ... [--human-labels SOURCE ...] | --sigma-scale S]`` writes the ONNX file and its JSON
 sidecar (``.json`` beside it).
 
-``--lip-refiner mouth_model.onnx`` names the lip refiner (:mod:`tracker.training.mouth`) in the sidecar.
+``--lip-refiner mouth_model.onnx`` names the lip refiner (:mod:`tracker.training.mouth`) in the sidecar, and
+``--refiners eye_L_model.onnx eye_R_model.onnx`` the eye refiners.
 
 ``--calibrate-sigma`` scales every sigma by one factor (temperature scaling; positions unchanged) so that on the
 held-out real faces of the given labelled files (``tracker/splits.py``; the trainer's validation crops, renders left
@@ -105,9 +106,10 @@ def load_checkpoint_model(checkpoint: Path) -> tuple[LandmarkNet, dict]:
 
 
 def write_sidecar(path: Path, config: NetworkConfig, landmark_set: str, trained: dict,
-                  lip_refiner: str | None = None) -> Path:
+                  lip_refiner: str | None = None, refiners: list[str] | tuple = ()) -> Path:
     """The JSON beside the ONNX file that the run time reads. ``lip_refiner``: the file name (beside the model) of
-    the lip refiner the run time applies after it (:mod:`tracker.landmarks.mouth`); None: none."""
+    the lip refiner the run time applies after it (:mod:`tracker.landmarks.mouth`); None: none. ``refiners``: the
+    file names of more refiners (the eyes')."""
     meta = {"input_size": config.input_size, "landmark_set": landmark_set, "n_landmarks": config.n_landmarks,
             "width_mult": config.width_mult, "spatial_channels": config.spatial_channels,
             "fine_channels": config.fine_channels,
@@ -115,6 +117,8 @@ def write_sidecar(path: Path, config: NetworkConfig, landmark_set: str, trained:
             "trained": trained}
     if lip_refiner:
         meta["lip_refiner"] = str(lip_refiner)
+    if refiners:
+        meta["refiners"] = [str(r) for r in refiners]
     out = Path(path).with_suffix(".json")
     out.write_text(json.dumps(meta, indent=2) + "\n")
     return out
@@ -164,10 +168,11 @@ def sigma_scale_for(model: LandmarkNet, files: list[Path], batch: int = 64,
 
 def export_checkpoint(checkpoint: Path, out: Path = DEFAULT_ONNX, tolerance: float = 1e-3,
                       sigma_scale: float | None = None, calibrate_on: list[Path] | None = None,
-                      human_sources: tuple[str, ...] = (), lip_refiner: str | None = None) -> dict:
+                      human_sources: tuple[str, ...] = (), lip_refiner: str | None = None,
+                      refiners: list[str] | tuple = ()) -> dict:
     """Checkpoint -> ONNX + JSON sidecar, checked against torch. Returns the sidecar's content. ``sigma_scale``:
     multiply the sigmas by it; ``calibrate_on`` (and ``human_sources``): labelled files to measure the factors on
-    (module docstring); ``lip_refiner``: the refiner file the sidecar names (:func:`write_sidecar`)."""
+    (module docstring); ``lip_refiner``, ``refiners``: the refiner files the sidecar names (:func:`write_sidecar`)."""
     model, ckpt = load_checkpoint_model(checkpoint)
     scaled = {}
     if calibrate_on:
@@ -190,7 +195,7 @@ def export_checkpoint(checkpoint: Path, out: Path = DEFAULT_ONNX, tolerance: flo
     trained = dict(ckpt.get("summary", {}))
     trained.update(scaled)
     trained.update({"onnx_max_abs_diff": check.max_abs_diff, "onnx_ms_per_crop_1thread": round(check.ms_per_crop, 3)})
-    write_sidecar(out, model.config, ckpt.get("landmark_set", "landmarks320"), trained, lip_refiner)
+    write_sidecar(out, model.config, ckpt.get("landmark_set", "landmarks320"), trained, lip_refiner, refiners)
     log.info("exported %s (max |onnx - torch| = %.2e, %.2f ms per crop)", out, check.max_abs_diff, check.ms_per_crop)
     return json.loads(Path(out).with_suffix(".json").read_text())
 
@@ -209,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lip-refiner", default=None, metavar="FILE.onnx",
                         help="name the lip refiner beside the model that the run time applies after it (e.g. "
                              "mouth_model.onnx, trained by python -m tracker.training.mouth); default: none")
+    parser.add_argument("--refiners", nargs="+", default=[], metavar="FILE.onnx",
+                        help="more refiners beside the model, applied after the lip refiner (e.g. eye_L_model.onnx "
+                             "eye_R_model.onnx: python -m tracker.training.mouth --region eye_L ...)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if not args.checkpoint.is_file():
@@ -224,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         meta = export_checkpoint(args.checkpoint, args.out, sigma_scale=args.sigma_scale,
                                  calibrate_on=args.calibrate_sigma, human_sources=tuple(args.human_labels),
-                                 lip_refiner=args.lip_refiner)
+                                 lip_refiner=args.lip_refiner, refiners=args.refiners)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

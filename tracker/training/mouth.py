@@ -1,4 +1,5 @@
-"""The lip refiner: a small network that re-reads the lips from a mouth crop (:mod:`tracker.landmarks.mouth_roi`).
+"""The region refiners: small networks that re-read the lips (or an eye) from a crop of their own
+(:mod:`tracker.landmarks.mouth_roi`).
 
 ``python -m tracker.training.mouth --out DIR --data A.npz [B.npz ...] --val V.npz --init CKPT.pt [--minutes M]``
 trains it on the landmark network's labelled sets (the same npz files and image cache as
@@ -18,6 +19,11 @@ log sigma: the landmark network's output contract, for the lips alone. Loss: the
 Samples: the face crop's ROI points jittered as in the landmark network's training; the mouth crop centred on the
 labelled lips' centroid plus noise (the face network's own centroid error at run time), mirrored with the
 landmark permutation, with the usual photometric augmentations.
+
+``--region eye_L`` or ``eye_R`` trains the same kind of network for one eye with its lid, brow, iris and pupil
+(:data:`REGIONS`) on a window around them (:data:`tracker.landmarks.mouth_roi.EYE_HALF`); a mirrored sample shows it
+the other eye, flipped. Export it beside the landmark model (``export --out assets/eye_L_model.onnx``) and name it
+in the landmark model's JSON (``tracker.training.export ... --refiners eye_L_model.onnx eye_R_model.onnx``).
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from tracker.landmarks.mouth_roi import MOUTH_HALF, MOUTH_SIZE, mouth_roi
+from tracker.landmarks.mouth_roi import EYE_HALF, MOUTH_HALF, MOUTH_SIZE, mouth_roi
 from tracker.roi import crop_to_normalized, roi_from_points, warp_to_crop
 from tracker.training.augment import AugmentConfig, augment_crop
 from tracker.training.dataset import labelled_sample
@@ -50,15 +56,31 @@ log = logging.getLogger(__name__)
 CENTRE_NOISE = 0.03
 
 
-def lip_indices(landmark_set: str = "landmarks320") -> np.ndarray:
-    """Indices of the lip landmarks (regions ``lips_*``) of a landmark set, in order."""
+#: Regions a refiner can read: name -> (window half sizes, landmark regions of the set, side tag in the landmark
+#: names or None). An eye refiner reads one eye with its lid, brow, iris and pupil.
+REGIONS = {"lips": (MOUTH_HALF, ("lips_outer", "lips_inner"), None),
+           "eye_L": (EYE_HALF, ("eyelid", "eyebrow", "iris", "pupil"), "_L_"),
+           "eye_R": (EYE_HALF, ("eyelid", "eyebrow", "iris", "pupil"), "_R_")}
+
+
+def region_indices(landmark_set: str = "landmarks320", region: str = "lips") -> np.ndarray:
+    """Indices of a refiner region's landmarks (:data:`REGIONS`) in a landmark set, in order."""
     from tracker.paths import ASSETS_DIR
 
+    if region not in REGIONS:
+        raise ValueError(f"unknown refiner region {region!r} (one of {', '.join(REGIONS)})")
+    _, regions, side = REGIONS[region]
     meta = json.loads((ASSETS_DIR / "landmarks" / f"{landmark_set}.json").read_text())
-    idx = [i for i, r in enumerate(meta["regions"]) if str(r).startswith("lips")]
+    idx = [i for i, (name, r) in enumerate(zip(meta["names"], meta["regions"]))
+           if str(r) in regions and (side is None or side in str(name))]
     if not idx:
-        raise ValueError(f"landmark set {landmark_set} has no lip landmarks")
+        raise ValueError(f"landmark set {landmark_set} has no landmarks of the region {region}")
     return np.asarray(idx, dtype=np.int64)
+
+
+def lip_indices(landmark_set: str = "landmarks320") -> np.ndarray:
+    """Indices of the lip landmarks (regions ``lips_*``) of a landmark set, in order."""
+    return region_indices(landmark_set, "lips")
 
 
 @dataclass(frozen=True)
@@ -227,13 +249,14 @@ def export(checkpoint: Path, out: Path, calibrate: list[Path] | None = None) -> 
         factor, n_points = sigma_factor(model, MouthDataset(data, cache, cfg, lips, None, None))
         scale_head_sigma(model.head, factor)
         trained["sigma_scale"] = round(factor, 4)
-        trained["sigma_scale_from"] = f"{n_points} labelled lip points of {len(data)} held-out rows of " + \
+        trained["sigma_scale_from"] = f"{n_points} labelled points of {len(data)} held-out rows of " + \
             ", ".join(Path(p).name for p in calibrate)
     out = Path(out)
     export_onnx(model, out)
     check = check_onnx(model, out)
     trained.update({"onnx_max_abs_diff": check.max_abs_diff, "onnx_ms_per_crop_1thread": round(check.ms_per_crop, 3)})
     meta = {"input_size": cfg.input_size, "n_landmarks": int(len(lips)), "lips": lips.tolist(),
+            "region": str(ckpt.get("region", "lips")),
             "half": list(cfg.half), "landmark_set": ckpt.get("landmark_set", "landmarks320"),
             "face_input_size": cfg.face_input_size, "face_crop_zoom": cfg.face_crop_zoom,
             "backbone": cfg.backbone, "width_mult": cfg.width_mult, "reduce_channels": cfg.reduce_channels,
@@ -287,6 +310,8 @@ def train_main(argv: list[str]) -> int:
                    help="mobilenet: the landmark network's layers to stride 16, from --init; plain: four 3x3 "
                         "convolutions of stride 2, from scratch (cheaper at run time)")
     p.add_argument("--input-size", type=int, default=MOUTH_SIZE, help="mouth crop side in px")
+    p.add_argument("--region", choices=tuple(REGIONS), default="lips",
+                   help="what the refiner reads: the lips (default), or one eye with its brow, iris and pupil")
     p.add_argument("--plain-channels", type=int, nargs=4, default=[24, 32, 64, 96])
     p.add_argument("--resume-weights", default=None, help="start from this mouth checkpoint's weights")
     p.add_argument("--augment", nargs="*", default=[], metavar="KEY=VALUE")
@@ -306,8 +331,9 @@ def train_main(argv: list[str]) -> int:
     ckpt = torch.load(a.init, map_location="cpu", weights_only=False)
     fcfg = NetworkConfig(**ckpt["config"])
     landmark_set = ckpt.get("landmark_set", "landmarks320")
-    lips = lip_indices(landmark_set)
+    lips = region_indices(landmark_set, a.region)
     cfg = MouthConfig(input_size=a.input_size, n_landmarks=len(lips), width_mult=fcfg.width_mult,
+                      half=REGIONS[a.region][0],
                       face_input_size=fcfg.input_size, face_crop_zoom=fcfg.crop_zoom, backbone=a.backbone,
                       plain_channels=tuple(a.plain_channels))
     train_set, val_set = split_train_val(load_sets([Path(x) for x in a.data]), load_sets([Path(x) for x in a.val]))
@@ -327,8 +353,8 @@ def train_main(argv: list[str]) -> int:
     _, t0, w0 = plain.batch(rng.choice(len(plain), 512, replace=False), rng)
     if not a.resume_weights:
         model.set_initial_landmarks((t0 * w0[..., None]).sum(0) / np.maximum(w0.sum(0), 1e-9)[:, None])
-    log.info("mouth net: %d backbone tensors from %s; %d train, %d val samples; %d lip landmarks", n, a.init,
-             len(ds), len(val), len(lips))
+    log.info("refiner (%s): %d backbone tensors from %s; %d train, %d val samples; %d landmarks", a.region, n,
+             a.init, len(ds), len(val), len(lips))
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=1e-4)
     budget = a.minutes * 60.0
     t_start = time.time()
@@ -338,7 +364,7 @@ def train_main(argv: list[str]) -> int:
     def save() -> None:
         tmp = out / "last.pt.tmp"
         torch.save({"model": model.state_dict(), "config": cfg.__dict__, "step": step, "history": hist,
-                    "landmark_set": landmark_set, "lips": lips.tolist(), "init": str(a.init),
+                    "landmark_set": landmark_set, "lips": lips.tolist(), "region": a.region, "init": str(a.init),
                     "options": vars(a)}, tmp)
         tmp.replace(out / "last.pt")
 

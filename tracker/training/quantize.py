@@ -1,4 +1,4 @@
-"""8-bit copies of the landmark network and its lip refiner, for CPUs with 8-bit dot-product instructions.
+"""8-bit copies of the landmark network and its refiners, for CPUs with 8-bit dot-product instructions.
 
 Post-training static quantization with onnxruntime (QDQ format): convolution weights signed 8-bit per output
 channel, activations unsigned 8-bit with ranges measured on calibration crops. The crops are cut as at run time
@@ -8,8 +8,8 @@ block (the 3-channel input and the first feature maps quantize worst), the resid
 heads with what follows them (quantizing the pooled 1280 features moved landmarks by 1.2 px where the rest
 moves them by 0.25 px).
 
-The lip refiner (:mod:`tracker.landmarks.mouth`) that the model's JSON names gets the same treatment, calibrated
-on its mouth windows of the same faces.
+The refiners (:mod:`tracker.landmarks.mouth`: lips, eyes) that the model's JSON names get the same treatment, each
+calibrated on its windows of the same faces.
 
 Command: ``python -m tracker.training.quantize [--model assets/landmark_model.onnx] [--images DIR ...] [--n 400]``
 writes ``NAME_int8.onnx`` beside each network and names it in the network's JSON (``"int8_model"``), with the check
@@ -66,10 +66,10 @@ def calibration_images(folders: list[Path], n: int) -> list[Path]:
     return files[::step][:n]
 
 
-def run_time_crops(images: list[Path], model_path: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    """((N, S, S, 3) face crops, (N, s, s, 3) mouth crops or None) of the faces in ``images``, cut as the run time
-    cuts them with the float landmark model (and, when its JSON names one, the float lip refiner's mouth window
-    around the landmark network's own lips)."""
+def run_time_crops(images: list[Path], model_path: Path) -> tuple[np.ndarray, dict]:
+    """((N, S, S, 3) face crops, {refiner file: (N, s, s, 3) crops}) of the faces in ``images``, cut as the run time
+    cuts them with the float landmark model and the float refiners its JSON names (each refiner's window around the
+    landmark network's own landmarks of its region)."""
     import cv2
 
     from tracker.detect import FaceDetector
@@ -78,10 +78,10 @@ def run_time_crops(images: list[Path], model_path: Path) -> tuple[np.ndarray, np
     from tracker.landmarks.refine import locate_face
     from tracker.roi import warp_to_crop
 
-    predictor = LandmarkPredictor(model_path, threads=1, refine_lips=True, precision="float")
-    refiner, predictor.lip_refiner = predictor.lip_refiner, None  # the refiner's window reads the unrefined lips
+    predictor = LandmarkPredictor(model_path, threads=1, refine=True, precision="float")
+    refiners, predictor.refiners = predictor.refiners, []  # the windows read the unrefined landmarks
     weights, detector = load_roi_weights(predictor), FaceDetector()
-    faces, mouths = [], []
+    faces, regions = [], {r.path: [] for r in refiners}
     try:
         for f in images:
             image = cv2.imread(str(f))
@@ -89,13 +89,13 @@ def run_time_crops(images: list[Path], model_path: Path) -> tuple[np.ndarray, np
             if located is None:
                 continue
             faces.append(predictor.crop(image, located.roi))
-            if refiner is not None:
-                mouths.append(warp_to_crop(image, refiner.mouth_roi(located.roi, located.landmarks.mu_px)))
+            for r in refiners:
+                regions[r.path].append(warp_to_crop(image, r.mouth_roi(located.roi, located.landmarks.mu_px)))
     finally:
         detector.close()
     if not faces:
         raise ValueError("no face found in the calibration images")
-    return np.stack(faces), (np.stack(mouths) if mouths else None)
+    return np.stack(faces), {path: np.stack(crops) for path, crops in regions.items()}
 
 
 def _session(path: Path):
@@ -180,14 +180,11 @@ def int8_path(model_path: Path) -> Path:
 
 
 def quantize_models(model_path: Path, folders: list[Path], n: int) -> dict:
-    """Quantize the landmark model and the lip refiner its JSON names (each to :func:`int8_path`), check both and
+    """Quantize the landmark model and the refiners its JSON names (each to :func:`int8_path`), check each and
     name the copies in their JSONs. Returns {file name: check}; ValueError when a copy moves landmarks by more than
     :data:`MAX_MEAN_SHIFT_PX` on average (nothing is named then)."""
-    meta = json.loads(Path(model_path).with_suffix(".json").read_text())
-    faces, mouths = run_time_crops(calibration_images(folders, n), model_path)
-    jobs = [(Path(model_path), faces)]
-    if meta.get("lip_refiner") and mouths is not None:
-        jobs.append((Path(model_path).parent / meta["lip_refiner"], mouths))
+    faces, regions = run_time_crops(calibration_images(folders, n), model_path)
+    jobs = [(Path(model_path), faces), *regions.items()]
     where = ", ".join("/".join(Path(f).parts[-2:]) for f in folders)
     records = {}
     for path, crops in jobs:
