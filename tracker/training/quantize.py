@@ -4,9 +4,9 @@ Post-training static quantization with onnxruntime (QDQ format): convolution wei
 channel, activations unsigned 8-bit with ranges measured on calibration crops. The crops are cut as at run time
 (BlazeFace -> ROI -> network -> ROI from its landmarks -> crop) from training images, never from the held-out
 300-W images the benchmark scores. Kept in float (:func:`float_nodes`): the stem and the first inverted-residual
-block (the 3-channel input and the first feature maps quantize worst), the residual additions, and the linear
-heads with what follows them (quantizing the pooled 1280 features moved landmarks by 1.2 px where the rest
-moves them by 0.25 px).
+block (the 3-channel input and the first feature maps quantize worst) and the residual additions. The linear heads
+get 8-bit weights with their inputs quantized per frame instead (:func:`heads_to_dynamic`): a static range for the
+pooled 1280 features moved landmarks by 1.2 px where the rest moves them by 0.25 px.
 
 The refiners (:mod:`tracker.landmarks.mouth`: lips, eyes) that the model's JSON names get the same treatment, each
 calibrated on its windows of the same faces.
@@ -40,6 +40,9 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 #: Node-name parts (the exporter's names, torch module paths) of what stays float; see the module docstring.
 FLOAT_NODE_PARTS = ("/features/features.0/", "/features/features.1/", "/Add", "/head/", "/spatial_head/",
                     "/fine_head/", "/Reshape")
+#: Node-name parts of the linear heads: kept out of the static quantization, then given 8-bit weights by
+#: :func:`heads_to_dynamic`.
+HEAD_PARTS = ("/head/", "/spatial_head/", "/fine_head/")
 #: Largest mean landmark shift (crop pixels) against the float model that the check lets through.
 MAX_MEAN_SHIFT_PX = 0.6
 
@@ -55,6 +58,47 @@ def float_nodes(model_path: Path) -> list[str]:
         raise ValueError(f"{model_path} is not an export of tracker.training.network (no node named like "
                          f"'{FLOAT_NODE_PARTS[0]}...')")
     return keep
+
+
+def heads_to_dynamic(path: Path, out: Path) -> int:
+    """Give the linear heads (``Gemm`` nodes of :data:`HEAD_PARTS`) of the model at ``path`` 8-bit weights, per
+    output, with their inputs quantized per frame (onnxruntime's dynamic quantization: ``MatMulInteger``): a static
+    range moved the landmarks too far, float weights cost 8 MB of memory traffic per frame. Writes ``out``; returns
+    how many heads."""
+    import onnx
+    from onnx import helper, numpy_helper
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    model = onnx.load(str(path))
+    weights = {i.name: i for i in model.graph.initializer}
+    nodes, heads = [], []
+    for n in model.graph.node:
+        if n.op_type != "Gemm" or not any(p in n.name for p in HEAD_PARTS):
+            nodes.append(n)
+            continue
+        attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
+        if attrs.get("transB", 0) != 1 or attrs.get("transA", 0) or attrs.get("alpha", 1.0) != 1.0 \
+                or attrs.get("beta", 1.0) != 1.0 or n.input[1] not in weights:
+            raise ValueError(f"{path}: head {n.name} is not a plain linear layer")
+        w_t = numpy_helper.from_array(np.ascontiguousarray(numpy_helper.to_array(weights[n.input[1]]).T),
+                                      n.input[1] + "_t")
+        model.graph.initializer.append(w_t)
+        matmul = helper.make_node("MatMul", [n.input[0], w_t.name], [n.output[0] + "_matmul"], name=n.name + "_MatMul")
+        nodes += [matmul, helper.make_node("Add", [matmul.output[0], n.input[2]], [n.output[0]], name=n.name + "_Add")]
+        heads.append(matmul.name)
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    used = {i for n in model.graph.node for i in n.input}
+    kept = [i for i in model.graph.initializer if i.name in used]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(kept)
+    with tempfile.TemporaryDirectory() as tmp:
+        matmuls = Path(tmp) / "matmul.onnx"
+        onnx.save(model, str(matmuls))
+        quantize_dynamic(str(matmuls), str(Path(tmp) / "q.onnx"), per_channel=True, weight_type=QuantType.QInt8,
+                         op_types_to_quantize=["MatMul"], nodes_to_quantize=heads)
+        shutil.move(str(Path(tmp) / "q.onnx"), str(out))
+    return len(heads)
 
 
 def calibration_images(folders: list[Path], n: int) -> list[Path]:
@@ -150,12 +194,14 @@ def quantize(model_path: Path, out: Path, crops: np.ndarray, check_share: float 
         quantize_static(str(pre), str(Path(tmp) / "q.onnx"), Reader(), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         nodes_to_exclude=keep)
-        shutil.move(str(Path(tmp) / "q.onnx"), str(out))  # the temporary folder may be on another file system
+        heads = heads_to_dynamic(Path(tmp) / "q.onnx", Path(tmp) / "qh.onnx")
+        shutil.move(str(Path(tmp) / "qh.onnx"), str(out))  # the temporary folder may be on another file system
     f_sess, q_sess = _session(model_path), _session(out)
     ref, got = _outputs(f_sess, held), _outputs(q_sess, held)
     half = x.shape[-1] / 2.0  # normalised units -> pixels of the crop
     shift = np.linalg.norm(got[..., :2] - ref[..., :2], axis=-1) * half
     return {"calibration_crops": int(len(calib)), "check_crops": int(len(held)), "float_nodes": len(keep),
+            "dynamic_heads": heads,
             "shift_px_mean": round(float(shift.mean()), 4), "shift_px_p99": round(float(np.percentile(shift, 99)), 4),
             "log_sigma_diff_mean": round(float(np.abs(got[..., 2] - ref[..., 2]).mean()), 5),
             "ms_per_crop_float": round(_ms(f_sess, held), 3), "ms_per_crop_int8": round(_ms(q_sess, held), 3)}
