@@ -37,12 +37,11 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = ASSETS_DIR / "landmark_model.onnx"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
-#: Node-name parts (the exporter's names, torch module paths) of what stays float; see the module docstring.
-FLOAT_NODE_PARTS = ("/features/features.0/", "/features/features.1/", "/Add", "/head/", "/spatial_head/",
-                    "/fine_head/", "/Reshape")
-#: Node-name parts of the linear heads: kept out of the static quantization, then given 8-bit weights by
-#: :func:`heads_to_dynamic`.
+#: Node-name parts (the exporter's names, torch module paths) of the linear heads: kept out of the static
+#: quantization, then given 8-bit weights by :func:`heads_to_dynamic`.
 HEAD_PARTS = ("/head/", "/spatial_head/", "/fine_head/")
+#: Node-name parts of what the static quantization leaves alone; see the module docstring.
+FLOAT_NODE_PARTS = ("/features/features.0/", "/features/features.1/", "/Add", *HEAD_PARTS, "/Reshape")
 #: Largest mean landmark shift (crop pixels) against the float model that the check lets through.
 MAX_MEAN_SHIFT_PX = 0.6
 
