@@ -85,6 +85,18 @@ def _read_300w(data: Path, limit: int | None) -> list[_Sample]:
     return rows
 
 
+def session_ms(session, one: np.ndarray, runs: int = 50, warmup: int = 5) -> float:
+    """Median ms of ``runs`` runs of an onnxruntime session on the input ``one`` (``image``), after ``warmup``."""
+    for _ in range(warmup):
+        session.run(None, {"image": one})
+    times = []
+    for _ in range(max(1, runs)):
+        t0 = time.perf_counter()
+        session.run(None, {"image": one})
+        times.append(time.perf_counter() - t0)
+    return 1e3 * float(np.median(times))
+
+
 def time_network(predictor, runs: int = 300, rounds: int = 7) -> dict:
     """ms per frame's network work at batch 1 after 20 warm-up runs, on random crops, with the model files the
     predictor runs (its :attr:`precision`). With refiners (:mod:`tracker.landmarks.mouth`: lips, eyes) each run is

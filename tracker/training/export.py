@@ -26,7 +26,6 @@ import argparse
 import json
 import logging
 import sys
-import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,28 +70,18 @@ def export_onnx(model: LandmarkNet, path: Path) -> Path:
 
 def check_onnx(model: LandmarkNet, path: Path, batch: int = 4, n_timing: int = 50, seed: int = 0) -> ExportCheck:
     """Run the ONNX file and the torch model on the same random batch; time one crop on one thread."""
-    import onnxruntime as ort
+    from tracker.landmarks.bench import session_ms
+    from tracker.landmarks.predictor import make_session
 
     s = model.config.input_size
     x = np.random.default_rng(seed).random((batch, 3, s, s), dtype=np.float32)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
-    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    sess = make_session(Path(path), 1)
     got = sess.run(["landmarks"], {"image": x})[0]
     with torch.no_grad():
         want = model.eval()(torch.from_numpy(x)).numpy()
     if got.shape != want.shape:
         raise RuntimeError(f"ONNX output shape {got.shape} differs from torch's {want.shape}")
-    one = x[:1]
-    for _ in range(5):
-        sess.run(None, {"image": one})
-    times = []
-    for _ in range(max(1, n_timing)):
-        t0 = time.perf_counter()
-        sess.run(None, {"image": one})
-        times.append(time.perf_counter() - t0)
-    return ExportCheck(float(np.abs(got - want).max()), 1000.0 * float(np.median(times)))
+    return ExportCheck(float(np.abs(got - want).max()), session_ms(sess, x[:1], n_timing))
 
 
 def load_checkpoint_model(checkpoint: Path) -> tuple[LandmarkNet, dict]:

@@ -26,7 +26,6 @@ import logging
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -141,25 +140,8 @@ def run_time_crops(images: list[Path], model_path: Path) -> tuple[np.ndarray, di
     return np.stack(faces), {path: np.stack(crops) for path, crops in regions.items()}
 
 
-def _session(path: Path):
-    from tracker.landmarks.predictor import make_session
-
-    return make_session(path, 1)
-
-
 def _outputs(session, x: np.ndarray) -> np.ndarray:
     return np.concatenate([session.run(None, {"image": x[i:i + 1]})[0] for i in range(len(x))])
-
-
-def _ms(session, x: np.ndarray, runs: int = 200) -> float:
-    for _ in range(10):
-        session.run(None, {"image": x[:1]})
-    t = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        session.run(None, {"image": x[:1]})
-        t.append(time.perf_counter() - t0)
-    return 1e3 * float(np.median(t))
 
 
 def quantize(model_path: Path, out: Path, crops: np.ndarray, check_share: float = 0.25) -> dict:
@@ -168,7 +150,9 @@ def quantize(model_path: Path, out: Path, crops: np.ndarray, check_share: float 
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    from tracker.landmarks.bench import session_ms
     from tracker.landmarks.decode import image_to_network_input
+    from tracker.landmarks.predictor import make_session
 
     x = image_to_network_input(crops)
     n_check = max(1, int(round(len(x) * check_share))) if len(x) > 1 else 0
@@ -195,7 +179,7 @@ def quantize(model_path: Path, out: Path, crops: np.ndarray, check_share: float 
                         nodes_to_exclude=keep)
         heads = heads_to_dynamic(Path(tmp) / "q.onnx", Path(tmp) / "qh.onnx")
         shutil.move(str(Path(tmp) / "qh.onnx"), str(out))  # the temporary folder may be on another file system
-    f_sess, q_sess = _session(model_path), _session(out)
+    f_sess, q_sess = make_session(model_path, 1), make_session(out, 1)
     ref, got = _outputs(f_sess, held), _outputs(q_sess, held)
     half = x.shape[-1] / 2.0  # normalised units -> pixels of the crop
     shift = np.linalg.norm(got[..., :2] - ref[..., :2], axis=-1) * half
@@ -203,7 +187,8 @@ def quantize(model_path: Path, out: Path, crops: np.ndarray, check_share: float 
             "dynamic_heads": heads,
             "shift_px_mean": round(float(shift.mean()), 4), "shift_px_p99": round(float(np.percentile(shift, 99)), 4),
             "log_sigma_diff_mean": round(float(np.abs(got[..., 2] - ref[..., 2]).mean()), 5),
-            "ms_per_crop_float": round(_ms(f_sess, held), 3), "ms_per_crop_int8": round(_ms(q_sess, held), 3)}
+            "ms_per_crop_float": round(session_ms(f_sess, held[:1], 200, 10), 3),
+            "ms_per_crop_int8": round(session_ms(q_sess, held[:1], 200, 10), 3)}
 
 
 def name_in_sidecar(model_path: Path, out: Path, record: dict) -> Path:
